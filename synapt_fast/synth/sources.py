@@ -1,0 +1,136 @@
+"""Sources of synthetic clips for the shard writer (see `synapt_fast.sources`).
+
+`SynthSource` is the pre-training set: the first `num_classes` classes of the motion grammar,
+scenes independent of the label. `DownstreamSource` is a transfer task whose classes the
+pre-training set never contains; its `bias` in [0, 1] sets how strongly a static scene cue (wall
+colour and a prop) goes with the label: 0 = only motion tells the classes apart (low
+representation bias), 1 = one still frame of the background names the class (high bias).
+
+Each item's `render` is a `functools.partial` of the top-level `render_frames` with plain
+arguments, so it pickles into worker processes; every clip depends only on (seed, class name,
+split, index) and gives the same bytes wherever it is rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+
+import numpy as np
+
+from synapt_fast.sources import Frames, SourceItem
+from synapt_fast.synth.motions import downstream_class_names, pretrain_class_names
+from synapt_fast.synth.render import clip_rng, render_clip
+
+SPLITS = {"train": 0, "val": 1, "test": 2}
+DOWNSTREAM_STREAM = 10  # downstream clips use streams 10 + split
+CONTEXT_STREAM = 20     # and draw their scene context from streams 20 + split
+
+
+def render_frames(class_name: str, seed: int, stream: int, index: int, frames: int, size: int,
+                  context: int | None, fps: float) -> Frames:
+    """Render one clip as `Frames` (the callable behind every synthetic `SourceItem`)."""
+    return Frames(render_clip(class_name, seed, stream, index, frames, size, context), fps)
+
+
+def _check(num_classes: int, available: int, clips_per_class: int, frames: int, size: int) -> None:
+    if not 1 <= num_classes <= available:
+        raise ValueError(f"num_classes must be in 1..{available}, got {num_classes}")
+    if clips_per_class < 0:
+        raise ValueError("clips_per_class must be >= 0")
+    if frames < 1 or size < 16:
+        raise ValueError("need frames >= 1 and size >= 16")
+
+
+class SynthSource:
+    """Pre-training clips: `clips_per_class` clips of each of the first `num_classes` grammar
+    classes (at most 238). Class lists and clips are nested: 30 classes are the first 30 of
+    90, and 250 clips per class are the first 250 of 1,000 -- the paper's subset layout."""
+
+    def __init__(self, num_classes: int = 150, clips_per_class: int = 1000, *, frames: int = 32,
+                 size: int = 112, seed: int = 0, split: str = "train", fps: float = 30.0):
+        names = pretrain_class_names()
+        _check(num_classes, len(names), clips_per_class, frames, size)
+        self.class_names = names[:num_classes]
+        self.clips_per_class, self.frames, self.size = clips_per_class, frames, size
+        self.seed, self.split, self.fps = seed, split, fps
+        self.stream = SPLITS[split]
+
+    def __len__(self) -> int:
+        return len(self.class_names) * self.clips_per_class
+
+    def items(self) -> Iterator[SourceItem]:
+        for label, name in enumerate(self.class_names):
+            for index in range(self.clips_per_class):
+                render = partial(render_frames, name, self.seed, self.stream, index, self.frames,
+                                 self.size, None, self.fps)
+                meta = {"generator": "synapt_fast.synth", "seed": self.seed, "split": self.split,
+                        "index": index}
+                yield SourceItem(id=f"{name}/{self.split}_{index:06d}", label=label,
+                                 class_name=name, render=render, meta=meta)
+
+
+class DownstreamSource:
+    """A downstream task: `num_classes` classes (at most 120) disjoint from every pre-training
+    class, each with a scene *context* of its own.
+
+    Each clip shows its own class's context with probability `bias` and a uniformly random
+    class's context otherwise, so the scene distribution is the same at every bias and only
+    its correlation with the label changes. The draw is coupled across bias values (one
+    uniform number per clip), and actor, motion and camera do not depend on `bias` at all:
+    tasks at several biases differ only in which backgrounds go with which clips.
+    `class_offset` picks a different block of downstream classes for a second task.
+    """
+
+    def __init__(self, num_classes: int = 20, clips_per_class: int = 100, *, bias: float = 0.0,
+                 frames: int = 32, size: int = 112, seed: int = 0, split: str = "train",
+                 fps: float = 30.0, class_offset: int = 0):
+        if not 0.0 <= bias <= 1.0:
+            raise ValueError(f"bias must be in [0, 1], got {bias}")
+        names = downstream_class_names()
+        _check(num_classes + class_offset, len(names), clips_per_class, frames, size)
+        self.class_names = names[class_offset:class_offset + num_classes]
+        self.clips_per_class, self.frames, self.size = clips_per_class, frames, size
+        self.seed, self.split, self.fps, self.bias = seed, split, fps, float(bias)
+        self.stream = DOWNSTREAM_STREAM + SPLITS[split]
+
+    def __len__(self) -> int:
+        return len(self.class_names) * self.clips_per_class
+
+    def context_of(self, label: int, index: int) -> int:
+        """The scene context clip `index` of class `label` is shown in."""
+        rng = clip_rng(self.seed, self.class_names[label], CONTEXT_STREAM + SPLITS[self.split], index)
+        u, other = rng.uniform(), int(rng.integers(len(self.class_names)))
+        return label if u < self.bias else other
+
+    def items(self) -> Iterator[SourceItem]:
+        for label, name in enumerate(self.class_names):
+            for index in range(self.clips_per_class):
+                context = self.context_of(label, index)
+                render = partial(render_frames, name, self.seed, self.stream, index, self.frames,
+                                 self.size, context, self.fps)
+                meta = {"generator": "synapt_fast.synth", "seed": self.seed, "split": self.split,
+                        "index": index, "bias": self.bias, "context": context}
+                yield SourceItem(id=f"{name}/{self.split}_{index:06d}", label=label,
+                                 class_name=name, render=render, meta=meta)
+
+
+def bias_task_name(bias: float) -> str:
+    """Shard-set name of a downstream task at `bias`, e.g. 0.9 -> `down_b090`."""
+    return f"down_b{int(round(bias * 100)):03d}"
+
+
+def downstream_suite(biases=(0.0, 0.9), **kwargs) -> dict[str, DownstreamSource]:
+    """One task per bias over the same classes and clips: e.g. `down_b000` (only motion
+    separates the classes) and `down_b090` (the background gives the label away 90 % of the
+    time). Keyword arguments go to every `DownstreamSource`."""
+    return {bias_task_name(b): DownstreamSource(bias=b, **kwargs) for b in biases}
+
+
+def render_all(source) -> tuple[np.ndarray, np.ndarray]:
+    """All clips of a (small) source in memory: frames (N, T, H, W, 3) and labels (N,)."""
+    clips, labels = [], []
+    for item in source.items():
+        clips.append(item.render().array)
+        labels.append(item.label)
+    return np.stack(clips), np.array(labels)
