@@ -51,6 +51,12 @@ def render_clip(class_name: str, seed: int, stream: int, index: int, frames: int
     `stream` separates splits and tasks (train/val, pre-training/downstream); `context`, when
     given, builds the scene around that context's cue (high-bias downstream tasks).
     """
+    return render_clip_with_mask(class_name, seed, stream, index, frames, size, context)[0]
+
+
+def render_clip_with_mask(class_name: str, seed: int, stream: int, index: int, frames: int,
+                          size: int, context: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`render_clip` plus the actor's visibility mask (frames, size, size) bool."""
     rng = clip_rng(seed, class_name, stream, index)
     body = sample_body(rng)
     pose = class_pose(class_name, frames, rng)
@@ -76,4 +82,4 @@ def render_clip(class_name: str, seed: int, stream: int, index: int, frames: int
         draw_capsule(buf, xy[:, a], xy[:, b], z[:, a], z[:, b], radius, cam.focal,
                      PARTS[part], light_cam, scene.ambient)
     gain = scene.tint * scene.brightness
-    return compose(buf, background, np.clip(palette * gain * 255.0, 0, 255))
+    return compose(buf, background, np.clip(palette * gain * 255.0, 0, 255)), buf.part > 0

@@ -87,9 +87,9 @@ def sample_scene(rng: np.random.Generator, context: int | None = None) -> Scene:
     else:
         hue, sat, prop = context_cue(context)
         props = [prop]
-    val = rng.uniform(0.45, 0.95)
-    wall_top = hsv(hue + rng.uniform(-0.03, 0.03), sat, val)
-    wall_bottom = hsv(hue + rng.uniform(-0.06, 0.06), sat * rng.uniform(0.7, 1.1), val * rng.uniform(0.6, 1.0))
+    val = rng.uniform(0.45, 0.95) if context is None else 0.6 + 0.1 * (context % 4)
+    wall_top = hsv(hue + rng.uniform(-0.02, 0.02), sat, val)
+    wall_bottom = hsv(hue + rng.uniform(-0.02, 0.02), sat * rng.uniform(0.85, 1.05), val * rng.uniform(0.7, 0.9))
     k = int(rng.integers(1, 4))
     waves = np.stack([rng.uniform(-6, 6, k), rng.uniform(-6, 6, k), rng.uniform(0, 2 * np.pi, k),
                       rng.uniform(0.0, 0.08, k)], axis=1)

@@ -1,0 +1,251 @@
+"""The synthetic generator: determinism, every class renders, classes are learnable and
+distinct, downstream label sets are disjoint, and the bias knob does what it says."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import pickle
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from synapt_fast.contact_sheet import contact_sheet, encode_png
+from synapt_fast.synth.motions import class_pose, downstream_class_names, pretrain_class_names
+from synapt_fast.synth.render import render_clip, render_clip_with_mask
+from synapt_fast.synth.skeleton import JOINTS, forward_kinematics, sample_body
+from synapt_fast.synth.sources import DownstreamSource, SynthSource, downstream_suite, render_all
+
+
+def _render_item(item):
+    return item.render().array
+
+
+# ---- determinism ------------------------------------------------------------------------
+
+def test_same_seed_same_bytes_in_any_order_and_process():
+    src = SynthSource(3, 2, frames=8, size=48, seed=7)
+    items = list(src.items())
+    first = [it.render().array.tobytes() for it in items]
+    again = [it.render().array.tobytes() for it in reversed(items)][::-1]
+    assert first == again
+    # A spawned worker (what the shard writer uses) renders the same bytes from pickled items.
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        remote = pool.map(_render_item, [pickle.loads(pickle.dumps(it)) for it in items])
+    assert [r.tobytes() for r in remote] == first
+    assert len(set(first)) == len(first)  # every clip differs from every other
+
+
+def test_different_seed_split_or_index_gives_different_clips():
+    name = pretrain_class_names()[0]
+    base = render_clip(name, 0, 0, 0, 8, 48)
+    assert base.dtype == np.uint8 and base.shape == (8, 48, 48, 3)
+    for args in ((1, 0, 0), (0, 1, 0), (0, 0, 1)):
+        other = render_clip(name, *args, 8, 48)
+        assert np.abs(other.astype(int) - base).mean() > 5
+
+
+def test_subsets_are_nested():
+    # The paper's 30/90/150-class and 250/750/1000-per-class subsets nest: same names, same clips.
+    small, big = SynthSource(30, 2, frames=4, size=32), SynthSource(90, 3, frames=4, size=32)
+    assert big.class_names[:30] == small.class_names
+    a = next(small.items())
+    b = next(big.items())
+    assert a.id == b.id and np.array_equal(a.render().array, b.render().array)
+
+
+# ---- classes ----------------------------------------------------------------------------
+
+def test_grammar_has_enough_unique_classes_and_disjoint_downstream():
+    pre, down = pretrain_class_names(), downstream_class_names()
+    assert len(pre) >= 150 and len(set(pre)) == len(pre)
+    assert len(down) >= 48 and len(set(down)) == len(down)
+    assert not set(pre) & set(down)
+    suite = downstream_suite((0.0, 0.5, 1.0), num_classes=20, clips_per_class=1)
+    for task in suite.values():
+        assert not set(task.class_names) & set(SynthSource(len(pre), 1).class_names)
+        assert task.class_names == suite["down_b000"].class_names
+    second = DownstreamSource(20, 1, class_offset=20)
+    assert not set(second.class_names) & set(suite["down_b000"].class_names)
+    with pytest.raises(ValueError):
+        SynthSource(len(pre) + 1, 1)
+    with pytest.raises(ValueError):
+        DownstreamSource(3, 1, bias=1.5)
+
+
+@pytest.mark.parametrize("names", [pretrain_class_names(), downstream_class_names()],
+                         ids=["pretrain", "downstream"])
+def test_every_class_renders_with_the_actor_in_view(names):
+    for i, name in enumerate(names):
+        frames, mask = render_clip_with_mask(name, 0, 0, i, 8, 32)
+        coverage = mask.mean(axis=(1, 2))
+        # The actor is on screen in every frame, neither a speck nor filling the frame.
+        assert coverage.min() > 0.02 and coverage.max() < 0.6, (name, coverage)
+        assert frames.std() > 10, name  # not a flat image
+        # It moves: the actor's silhouette changes over the clip.
+        assert (mask[1:] != mask[:-1]).mean() > 0.001, name
+
+
+def _pose_features(name: str, index: int) -> np.ndarray:
+    """Body-frame joint statistics of one clip: mean pose, spread and speed per joint."""
+    rng = np.random.default_rng([index, 99])
+    joints = forward_kinematics(sample_body(rng), class_pose(name, 32, rng))
+    rel = joints - joints[:, :1] * np.array([1, 0, 1])  # relative to the pelvis on the floor
+    speed = np.abs(np.diff(rel, axis=0)).mean(axis=0)
+    return np.concatenate([rel.mean(0).ravel(), rel.std(0).ravel(), 8 * speed.ravel()])
+
+
+def test_classes_are_distinct_and_learnable_from_motion():
+    """Nearest class mean on body-frame motion statistics recognises held-out clips of all
+    238 pre-training classes (chance is 0.4 %)."""
+    names = pretrain_class_names()
+    feats = np.array([[_pose_features(n, i) for i in range(6)] for n in names])  # (C, 6, F)
+    assert feats.shape[-1] == 3 * 3 * len(JOINTS)
+    centroids = feats[:, :4].mean(axis=1)
+    test = feats[:, 4:].reshape(-1, feats.shape[-1])
+    truth = np.repeat(np.arange(len(names)), 2)
+    pred = ((test[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert (pred == truth).mean() > 0.85
+    # Every pair of class means is apart by more than the clips of one class spread.
+    d = np.sqrt(((centroids[:, None] - centroids[None]) ** 2).sum(-1))
+    within = np.sqrt(((feats[:, :4] - centroids[:, None]) ** 2).sum(-1)).mean()
+    assert np.min(d + np.eye(len(names)) * 1e9) > 0.5 * within
+
+
+def _silhouette_features(mask: np.ndarray) -> np.ndarray:
+    """Rendered-pixel motion statistics of one clip from the actor's silhouette: how much of
+    it changes per frame, how much its height, width and area vary, its mean aspect."""
+    area = mask.mean(axis=(1, 2)) + 1e-6
+    h, w = mask.any(2).sum(1), mask.any(1).sum(1)
+    change = (mask[1:] ^ mask[:-1]).mean(axis=(1, 2)) / area[1:]
+    return np.array([change.mean(), h.std() / h.mean(), w.std() / w.mean(), (w / h).mean(),
+                     area.std() / area.mean()])
+
+
+def test_pixel_motion_statistics_differ_between_classes():
+    """In rendered pixels too (random camera, body and timing), per-class mean motion
+    statistics differ far more between classes than between clips of a class, and recognise
+    held-out clips well above chance."""
+    names = pretrain_class_names()[:12]
+    feats = np.array([[_silhouette_features(render_clip_with_mask(n, 3, 0, i, 16, 48)[1])
+                       for i in range(8)] for n in names])  # (C, 8, F)
+    ratio = feats.mean(1).var(0) / feats.var(1).mean(0)
+    assert ratio.max() > 5, ratio
+    scale = feats.reshape(-1, feats.shape[-1]).std(0)
+    centroids = feats[:, :5].mean(1) / scale
+    test = feats[:, 5:].reshape(-1, feats.shape[-1]) / scale
+    pred = ((test[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert (pred == np.repeat(np.arange(len(names)), 3)).mean() > 3 / len(names)
+
+
+# ---- bias ---------------------------------------------------------------------------------
+
+def _one_frame_probe(bias: float, n: int = 6, per: int = 12, size: int = 48) -> float:
+    """Nearest-centroid accuracy from a single still frame (8x8 chromaticity thumbnail),
+    8 clips per class to fit, 4 to test."""
+    X, y = render_all(DownstreamSource(n, per, bias=bias, frames=4, size=size))
+    f = X[:, 2].reshape(len(X), 8, size // 8, 8, size // 8, 3).mean((2, 4)).astype(np.float32)
+    f = (f / (f.sum(-1, keepdims=True) + 1)).reshape(len(X), -1)  # colour, not brightness
+    fit = np.arange(len(X)) % per < 8
+    centroids = np.stack([f[fit & (y == c)].mean(0) for c in range(n)])
+    pred = ((f[~fit][:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    return float((pred == y[~fit]).mean())
+
+
+def test_bias_knob_controls_how_much_one_still_frame_reveals():
+    low, high = _one_frame_probe(0.0), _one_frame_probe(1.0)
+    assert low < 0.4  # chance is 1/6
+    assert high > 0.7
+    assert high - low > 0.4
+
+
+def test_bias_sets_the_share_of_label_contexts_and_only_the_scene_changes():
+    n, per = 5, 40
+    shares = {}
+    for bias in (0.0, 0.5, 1.0):
+        src = DownstreamSource(n, per, bias=bias)
+        ctx = np.array([[src.context_of(c, i) for i in range(per)] for c in range(n)])
+        shares[bias] = (ctx == np.arange(n)[:, None]).mean()
+    assert shares[1.0] == 1.0
+    assert abs(shares[0.5] - (0.5 + 0.5 / n)) < 0.12
+    assert abs(shares[0.0] - 1 / n) < 0.12
+    # Same class and index at two biases: the same actor and motion (the actor mask matches
+    # wherever no prop covers it), only the background differs.
+    lo = DownstreamSource(n, 20, bias=0.0, frames=4, size=48)
+    hi = DownstreamSource(n, 20, bias=1.0, frames=4, size=48)
+    i = next(i for i in range(20) if lo.context_of(1, i) != hi.context_of(1, i))
+    args = (lo.class_names[1], 0, lo.stream, i, 4, 48)
+    a_frames, a_mask = render_clip_with_mask(*args, lo.context_of(1, i))
+    b_frames, b_mask = render_clip_with_mask(*args, hi.context_of(1, i))
+    assert (a_mask == b_mask).mean() > 0.97
+    assert np.abs(a_frames.astype(int) - b_frames).mean() > 5
+
+
+# ---- sources and outputs ------------------------------------------------------------------
+
+def test_source_items_follow_the_source_interface():
+    src = SynthSource(4, 3, frames=6, size=40, split="val", fps=25.0)
+    items = list(src.items())
+    assert len(items) == len(src) == 12
+    assert len({it.id for it in items}) == 12 and all("." not in it.id for it in items)
+    assert {it.label for it in items} == set(range(4))
+    frames = items[0].render()
+    assert frames.fps == 25.0 and frames.array.shape == (6, 40, 40, 3)
+    assert all(src.class_names[it.label] == it.class_name for it in items)
+
+
+def test_png_writer_round_trips_and_contact_sheet_tiles():
+    clips = [render_clip(n, 0, 0, 0, 8, 32) for n in pretrain_class_names()[:3]]
+    sheet = contact_sheet(clips, labels=["a", "b", "c"], frames_per_clip=4)
+    assert sheet.dtype == np.uint8 and sheet.shape[1] >= 4 * 32 and sheet.shape[0] >= 3 * 32
+    assert np.array_equal(sheet[11:43, 2:34], clips[0][0])  # first frame of the first clip
+    png = encode_png(sheet)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    w, h = struct.unpack(">II", png[16:24])
+    assert (h, w) == sheet.shape[:2]
+    idat_len = struct.unpack(">I", png[33:37])[0]
+    raw = zlib.decompress(png[41:41 + idat_len])
+    rows = np.frombuffer(raw, np.uint8).reshape(h, 1 + 3 * w)
+    assert (rows[:, 0] == 0).all() and np.array_equal(rows[:, 1:].reshape(h, w, 3), sheet)
+
+
+def test_files_output_decodes(tmp_path):
+    pytest.importorskip("synapt_fast.transcode")
+    import av
+
+    from synapt_fast.synth.files import write_files
+
+    summary = write_files(SynthSource(2, 1, frames=8, size=32), tmp_path)
+    assert summary["clips"] == 2
+    files = sorted(tmp_path.rglob("*.webm"))
+    assert len(files) == 2 and files[0].parent.name in SynthSource(2, 1).class_names
+    with av.open(str(files[0])) as c:
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(decoded) == 8 and decoded[0].shape == (32, 32, 3)
+    assert (tmp_path / "classes.txt").read_text().split() == SynthSource(2, 1).class_names
+
+
+def test_shards_through_the_shard_writer(tmp_path):
+    pytest.importorskip("synapt_fast.sharding")
+    from synapt_fast.synth import build
+    from synapt_fast.transcode import decode_all
+
+    jobs = build.plan(classes=2, clips_per_class=2, val_clips_per_class=0, downstream_classes=2,
+                      downstream_clips_per_class=1, downstream_val_clips_per_class=0,
+                      biases=[0.9], frames=8, size=32, fps=30.0, seed=0)
+    assert [(j.set_name, j.split) for j in jobs] == [("synth2", "train"), ("down_b090", "train")]
+    summaries = build.write(jobs, tmp_path, workers=1)
+    assert [s["samples"] for s in summaries] == [4, 2]
+    manifest = json.loads((tmp_path / "synth2" / "train" / "manifest.json").read_text())
+    assert manifest["class_names"] == jobs[0].source.class_names and manifest["num_samples"] == 4
+    import tarfile
+
+    tar = next((tmp_path / "synth2" / "train").glob("*.tar"))
+    with tarfile.open(tar) as t:
+        video = next(m for m in t.getmembers() if m.name.endswith(".webm"))
+        frames = decode_all(t.extractfile(video).read())
+    assert frames.shape == (8, 32, 32, 3)
+    info = json.loads((tmp_path / "down_b090" / "synth.json").read_text())
+    assert info["train"]["bias"] == 0.9
