@@ -16,7 +16,13 @@ from synapt_fast.synth.raster import GBuffer, compose, draw_capsule
 
 @dataclass(frozen=True)
 class Prop:
-    """A static object on the floor, drawn as a capsule (a ball, a pillar or a log)."""
+    """A static object on the floor, drawn as a capsule (a ball, a pillar or a log).
+
+    Ends are in a frame anchored at the actor's feet and turned with the camera: x to the
+    image's right, y up, z away from the camera. Placing props beside or behind the actor *as
+    seen by this clip's camera* keeps them from hiding the actor, and keeps a context's prop
+    on the same side of the image in every clip.
+    """
 
     a: tuple[float, float, float]
     b: tuple[float, float, float]
@@ -63,11 +69,11 @@ def context_cue(context: int) -> tuple[float, float, Prop]:
     rgb = tuple(hsv(hue + 0.5, 0.85, 0.9))
     x = side * 0.95
     if kind == 0:    # ball
-        prop = Prop((x, 0.28, -0.3), (x, 0.28, -0.3), 0.28, rgb)
+        prop = Prop((x, 0.28, 0.3), (x, 0.28, 0.3), 0.28, rgb)
     elif kind == 1:  # pillar
-        prop = Prop((x, 0.12, -0.4), (x, 1.5, -0.4), 0.12, rgb)
+        prop = Prop((x, 0.12, 0.4), (x, 1.5, 0.4), 0.12, rgb)
     else:            # log lying on the floor
-        prop = Prop((x - 0.35, 0.15, -0.5), (x + 0.35, 0.15, 0.0), 0.15, rgb)
+        prop = Prop((x - 0.35, 0.15, 0.5), (x + 0.35, 0.15, 0.0), 0.15, rgb)
     return hue, sat, prop
 
 
@@ -79,7 +85,7 @@ def sample_scene(rng: np.random.Generator, context: int | None = None) -> Scene:
         props = []
         for _ in range(rng.integers(0, 3)):
             x = rng.choice([-1, 1]) * rng.uniform(0.8, 1.8)
-            z = rng.uniform(-1.5, 0.3)
+            z = rng.uniform(-0.3, 1.5)
             r = rng.uniform(0.08, 0.3)
             top = r if rng.uniform() < 0.5 else rng.uniform(0.4, 1.6)
             props.append(Prop((x, r, z), (x, top, z), r,
@@ -115,7 +121,8 @@ def sample_scene(rng: np.random.Generator, context: int | None = None) -> Scene:
 def render_background(scene: Scene, cam: Camera, size: int, shadow_at: tuple[float, float] | None,
                       shadow_radius: float) -> tuple[np.ndarray, np.ndarray]:
     """The static part of a clip: lit rgb uint8 (H, W, 3) and depth (H, W) per pixel, props
-    included, with a soft blob shadow on the floor at `shadow_at` (x, z)."""
+    included, with a soft blob shadow on the floor at `shadow_at` (x, z), the actor's feet,
+    where the props are anchored too."""
     H = W = size
     rays = cam.rays(H, W)
     pos = cam.position
@@ -158,8 +165,16 @@ def render_background(scene: Scene, cam: Camera, size: int, shadow_at: tuple[flo
         buf = GBuffer(depth[None])
         light_cam = cam.to_camera(cam.position + scene.light)
         palette = np.zeros((len(scene.props) + 1, 3))
+        # The props' frame: the camera's right and forward axes laid flat on the floor.
+        right = np.array([cam.right[0], 0.0, cam.right[2]])
+        right /= np.linalg.norm(right)
+        away = np.array([-right[2], 0.0, right[0]])
+        if away @ cam.forward < 0:
+            away = -away
+        anchor = np.array([shadow_at[0], 0.0, shadow_at[1]]) if shadow_at is not None else np.zeros(3)
+        to_world = np.stack([right, np.array([0.0, 1.0, 0.0]), away])  # rows: x, y, z axes
         for i, prop in enumerate(scene.props, start=1):
-            ends = np.array([prop.a, prop.b])[None]  # (1, 2, 3)
+            ends = (anchor + np.array([prop.a, prop.b]) @ to_world)[None]  # (1, 2, 3)
             x, y, z = cam.project(ends)
             draw_capsule(buf, np.stack([x[:, 0], y[:, 0]], 1), np.stack([x[:, 1], y[:, 1]], 1),
                          z[:, 0], z[:, 1], prop.radius, cam.focal, i, light_cam, scene.ambient)
