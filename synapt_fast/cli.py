@@ -62,5 +62,29 @@ def synth(
                       f"{out / s['set'] / s['split']}")
 
 
+@bench_app.command("model")
+def bench_model(
+    quick: bool = typer.Option(False, help="Tiny models, fp32 + bf16 only: a few seconds."),
+    model: list[str] = typer.Option(None, help="Registered model name (repeatable); default: 4 tiny + 4 full."),
+    compile_model: list[str] = typer.Option(None, "--compile", help="Also try torch.compile on this model "
+                                            "(repeatable); default: the tiny models."),
+    repeats: int = typer.Option(5, help="Timed steps per variant (full-size models on CPU: 3)."),
+    threads: int = typer.Option(None, help="torch intra-op threads (CPU default: 1)."),
+    out_dir: str = typer.Option(None, help="Where model.json/model.md go (default: benchmarks/results)."),
+) -> None:
+    """Forward+backward clips/s per model and precision -> benchmarks/results/model.{json,md}."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    # benchmarks/ lives beside the package in the repository, not inside it.
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_model.py"
+    spec = importlib.util.spec_from_file_location("bench_model", path)
+    bench = sys.modules["bench_model"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.run(quick=quick, models=model or None, compile_models=compile_model or None, repeats=repeats,
+              threads=threads, out_dir=Path(out_dir) if out_dir else bench.RESULTS)
+
+
 if __name__ == "__main__":
     app()

@@ -11,7 +11,17 @@ from synapt_fast.models import (CheckpointMismatch, create_model, extract_featur
                                 save_features, trainable_parameters)
 from synapt_fast.models.common import LAYOUTS
 
-torch.set_num_threads(1)  # the CI machine is shared; tiny models gain nothing from more threads
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from more threads, and on a shared 2-core machine a second
+    OpenMP thread waiting for a busy core made steps ~250x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 TINY = list_models("tiny")
 CNN_TINY = [n for n in TINY if not n.startswith("timesformer")]

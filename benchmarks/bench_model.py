@@ -1,0 +1,241 @@
+"""Model throughput: forward + backward clips/s per model and precision.
+
+One training step = zero_grad, forward (optionally under bf16 autocast), cross-entropy, backward
+(no optimizer step: its cost does not depend on the input pipeline or precision choice we study).
+After warm-up steps the median of several timed steps is reported; on a GPU each step ends with a
+synchronisation so the time is the device's, not the launch queue's.
+
+Variants: fp32 and bf16 autocast for every model; channels-last memory format for the CNNs;
+`torch.compile` when asked (its compile time is reported separately). A variant is reported with
+its speed-up over the same model's fp32 eager run, so "where it helps" is read off the table.
+
+    python benchmarks/bench_model.py            # full run: tiny and full-size models
+    python benchmarks/bench_model.py --quick    # a few seconds: tiny models, fp32 + bf16
+    synapt-fast bench model [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from synapt_fast.models import create_model
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TINY_MODELS = ("tsn_tiny", "i3d_tiny", "r2plus1d_tiny", "timesformer_tiny")
+FULL_MODELS = ("tsn_r50", "i3d_r50", "r2plus1d_r50", "timesformer_b16")
+
+
+@dataclass
+class Variant:
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast)
+    channels_last: bool = False
+    compile: bool = False
+    threads: int | None = None  # intra-op threads; None: the run's default
+
+    @property
+    def label(self) -> str:
+        parts = [self.precision] + ["channels_last"] * self.channels_last + ["compile"] * self.compile
+        return "+".join(parts + ([f"{self.threads}threads"] if self.threads else []))
+
+
+def machine_info(device: torch.device) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # time the kernels, not their launch
+
+
+def bench_one(name: str, variant: Variant, *, batch_size: int, warmup: int, repeats: int,
+              device: torch.device) -> dict:
+    """Median forward+backward time of `name` under `variant`; returns one result row."""
+    torch.manual_seed(0)
+    default_threads = torch.get_num_threads()
+    if variant.threads:
+        torch.set_num_threads(variant.threads)
+    try:
+        return _bench(name, variant, batch_size=batch_size, warmup=warmup, repeats=repeats, device=device)
+    finally:
+        torch.set_num_threads(default_threads)
+
+
+def _bench(name: str, variant: Variant, *, batch_size: int, warmup: int, repeats: int,
+           device: torch.device) -> dict:
+    model = create_model(name, num_classes=87).to(device).train()
+    clips = torch.randn(model.input_shape(batch_size), device=device)
+    labels = torch.randint(0, 87, (batch_size,), device=device)
+    if variant.channels_last:
+        fmt = torch.channels_last_3d if model.input_layout == "NCTHW" else torch.channels_last
+        model = model.to(memory_format=fmt)
+        if clips.dim() == 5 and model.input_layout == "NCTHW":
+            clips = clips.contiguous(memory_format=torch.channels_last_3d)
+    step_model = torch.compile(model) if variant.compile else model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=variant.precision == "bf16")
+
+    def step() -> float:
+        start = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        with autocast:
+            loss = F.cross_entropy(step_model(clips), labels)
+        loss.backward()
+        _sync(device)
+        return time.perf_counter() - start
+
+    first = step()  # includes compilation when compiling
+    for _ in range(max(warmup - 1, 0)):
+        step()
+    times = [step() for _ in range(repeats)]
+    median = statistics.median(times)
+    return {"model": name, "variant": variant.label, **asdict(variant), "batch_size": batch_size,
+            "frames": model.num_frames, "image_size": model.image_size, "layout": model.input_layout,
+            "params": sum(p.numel() for p in model.parameters()),
+            "step_s_median": median, "step_s_min": min(times), "step_s_max": max(times),
+            "first_step_s": first, "repeats": repeats, "threads": torch.get_num_threads(),
+            "clips_per_s": batch_size / median}
+
+
+def variants_for(name: str, *, quick: bool, try_compile: bool) -> list[Variant]:
+    out = [Variant("fp32"), Variant("bf16")]
+    if quick:
+        return out
+    if not name.startswith("timesformer"):  # memory format is about convolutions
+        out += [Variant("fp32", channels_last=True), Variant("bf16", channels_last=True)]
+    if try_compile:  # compiling takes a minute or more per model on a small CPU: fp32 only
+        out += [Variant("fp32", compile=True)]
+    if "tiny" in name and torch.get_num_threads() == 1 and (os.cpu_count() or 1) > 1:
+        out += [Variant("fp32", threads=os.cpu_count())]  # show what all cores do on a shared CPU
+    return out
+
+
+def run(*, quick: bool = False, models: list[str] | None = None, tiny_batch: int = 8,
+        full_batch: int = 2, warmup: int = 2, repeats: int = 5, full_repeats: int = 3,
+        compile_models: list[str] | None = None, threads: int | None = None,
+        out_dir: Path = RESULTS, device: str | None = None, log=print) -> dict:
+    """Run the benchmark and write `model.json` + `model.md` under `out_dir`; returns the record.
+
+    `threads` defaults to 1 on a CPU: on a shared 2-core machine two OpenMP threads, one of them
+    fighting another process for its core, made a tiny model's step ~250x slower (2 s vs 8 ms)."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    caller_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or (1 if dev.type == "cpu" else caller_threads))
+    try:
+        return _run(quick=quick, models=models, tiny_batch=tiny_batch, full_batch=full_batch,
+                    warmup=warmup, repeats=repeats, full_repeats=full_repeats,
+                    compile_models=compile_models, out_dir=out_dir, dev=dev, log=log)
+    finally:
+        torch.set_num_threads(caller_threads)
+
+
+def _run(*, quick, models, tiny_batch, full_batch, warmup, repeats, full_repeats, compile_models,
+         out_dir, dev, log) -> dict:
+    if quick:
+        models = models or list(TINY_MODELS)
+        tiny_batch, warmup, repeats = 2, 1, 3
+    models = models or list(TINY_MODELS + FULL_MODELS)
+    compile_models = [] if quick else (compile_models if compile_models is not None else list(TINY_MODELS))
+    record = {"machine": machine_info(dev), "quick": quick, "warmup": warmup, "repeats": repeats,
+              "full_repeats": full_repeats, "results": []}
+    for name in models:
+        tiny = "tiny" in name
+        batch = tiny_batch if tiny else full_batch
+        # Full-size models take seconds per step on a CPU: fewer repeats, one warm-up.
+        n_rep, n_warm = (repeats, warmup) if tiny or dev.type == "cuda" else (full_repeats, 1)
+        for variant in variants_for(name, quick=quick, try_compile=name in compile_models):
+            try:
+                row = bench_one(name, variant, batch_size=batch, warmup=n_warm, repeats=n_rep, device=dev)
+            except Exception as exc:  # a variant the backend cannot run is a result, not a crash
+                row = {"model": name, "variant": variant.label, **asdict(variant), "batch_size": batch,
+                       "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+            record["results"].append(row)
+            log(format_row(row))
+    add_speedups(record["results"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "model.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out_dir / "model.md").write_text(to_markdown(record))
+    return record
+
+
+def add_speedups(rows: list[dict]) -> None:
+    base = {r["model"]: r["clips_per_s"] for r in rows if r["variant"] == "fp32" and "clips_per_s" in r}
+    for r in rows:
+        if "clips_per_s" in r and r["model"] in base:
+            r["speedup_vs_fp32"] = r["clips_per_s"] / base[r["model"]]
+
+
+def format_row(r: dict) -> str:
+    if "error" in r:
+        return f"{r['model']:<18} {r['variant']:<22} error: {r['error']}"
+    return (f"{r['model']:<18} {r['variant']:<22} batch {r['batch_size']:>2}  "
+            f"{r['clips_per_s']:8.2f} clips/s  (median step {r['step_s_median'] * 1e3:8.1f} ms)")
+
+
+def to_markdown(record: dict) -> str:
+    m = record["machine"]
+    hw = m.get("gpu") or f"{m['cpu']}, {m['cpu_cores']} cores, {m['torch_threads']} torch threads"
+    lines = [
+        "# Model throughput: forward + backward",
+        "",
+        f"Machine: {hw}; torch {m['torch']}, Python {m['python']}, device `{m['device']}`.",
+        f"Median of {record['repeats']} timed steps after {record['warmup']} warm-up steps (full-size "
+        f"models on a CPU: {record['full_repeats']} after 1); one step = "
+        "zero_grad + forward + cross-entropy + backward, 87 classes, random clips."
+        + (" Quick mode (tiny models only)." if record["quick"] else ""),
+        "",
+        "| model | params | clip (T×H×W) | batch | variant | clips/s | vs fp32 | median step ms | first step s |",
+        "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in record["results"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | | | {r['batch_size']} | {r['variant']} | error: {r['error']} | | | |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['params']:,} | {r['frames']}×{r['image_size']}² | {r['batch_size']} | "
+            f"{r['variant']} | {r['clips_per_s']:.2f} | {r.get('speedup_vs_fp32', float('nan')):.2f}× | "
+            f"{r['step_s_median'] * 1e3:.1f} | {r['first_step_s']:.2f} |")
+    lines += ["", "Notes:", "",
+              "- The machine is shared with other work, so figures are noisy; compare rows of one run, "
+              "and read min/max in `model.json` for the spread.",
+              "- `first step s` includes `torch.compile` compilation for compiled variants.",
+              "- CPU runs use 1 intra-op thread unless a row says otherwise: with 2 threads on this "
+              "shared 2-core machine a step waits for whichever core another process holds (OpenMP "
+              "oversubscription); the `Nthreads` rows show that cost.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny models, fp32 + bf16, a few seconds")
+    p.add_argument("--models", nargs="*", help="registered model names (default: 4 tiny + 4 full)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--compile", nargs="*", default=None, metavar="MODEL",
+                   help="models to also try with torch.compile (default: the tiny ones; none with --quick)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU default: 1)")
+    p.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    run(quick=args.quick, models=args.models, repeats=args.repeats, compile_models=args.compile,
+        threads=args.threads, out_dir=args.out_dir)
+
+
+if __name__ == "__main__":
+    main()
