@@ -448,3 +448,31 @@ def test_cached_features_reproduce_the_model_and_round_trip(tmp_path, name):
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model.forward_head(feats[:3]), model(batches[0][0]), rtol=1e-5, atol=1e-6)
+
+
+class NotATensor:
+    """Any pickled object other than tensors and containers: code, as far as loading goes."""
+
+
+def test_checkpoints_are_read_as_data_not_code(tmp_path):
+    model = create_model("tsn_tiny", num_classes=3)
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": model.state_dict(), "extra": NotATensor()}, path)
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+        load_checkpoint(create_model("tsn_tiny", num_classes=3), path)
+
+
+def test_timesformer_checkpoint_with_other_clip_and_image_size_is_resized():
+    """8-frame 32² weights into a 4-frame 64² model: time and position embeddings are
+    nearest-resized (as the reference loader does), everything else loads as is."""
+    src = create_model("timesformer_tiny", num_classes=5, num_frames=8)
+    with torch.no_grad():
+        src.time_embed.copy_(torch.arange(8.0).view(1, 8, 1).expand_as(src.time_embed))
+    dst = create_model("timesformer_tiny", num_classes=5, num_frames=4, image_size=64)
+    report = load_checkpoint(dst, {"model_state": {f"model.{k}": v for k, v in src.state_dict().items()}})
+    assert report.match_fraction == 1.0
+    assert dst.time_embed[0, :, 0].tolist() == [0.0, 2.0, 4.0, 6.0]
+    assert dst.pos_embed.shape == (1, 65, 32)
+    torch.testing.assert_close(dst.pos_embed[:, 0], src.pos_embed[:, 0])
+    with torch.no_grad():
+        assert dst(torch.randn(dst.input_shape(1))).shape == (1, 5)
