@@ -14,6 +14,7 @@ import pytest
 
 from synapt_fast.contact_sheet import contact_sheet, encode_png
 from synapt_fast.synth.motions import class_pose, downstream_class_names, pretrain_class_names
+from synapt_fast.synth.probe import probe_source
 from synapt_fast.synth.render import render_clip, render_clip_with_mask
 from synapt_fast.synth.skeleton import JOINTS, forward_kinematics, sample_body
 from synapt_fast.synth.sources import DownstreamSource, SynthSource, downstream_suite, render_all
@@ -143,15 +144,8 @@ def test_pixel_motion_statistics_differ_between_classes():
 # ---- bias ---------------------------------------------------------------------------------
 
 def _one_frame_probe(bias: float, n: int = 6, per: int = 12, size: int = 48) -> float:
-    """Nearest-centroid accuracy from a single still frame (8x8 chromaticity thumbnail),
-    8 clips per class to fit, 4 to test."""
-    X, y = render_all(DownstreamSource(n, per, bias=bias, frames=4, size=size))
-    f = X[:, 2].reshape(len(X), 8, size // 8, 8, size // 8, 3).mean((2, 4)).astype(np.float32)
-    f = (f / (f.sum(-1, keepdims=True) + 1)).reshape(len(X), -1)  # colour, not brightness
-    fit = np.arange(len(X)) % per < 8
-    centroids = np.stack([f[fit & (y == c)].mean(0) for c in range(n)])
-    pred = ((f[~fit][:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
-    return float((pred == y[~fit]).mean())
+    """Still-frame probe accuracy: 8 clips per class fit class centroids, 4 test."""
+    return probe_source(DownstreamSource(n, per, bias=bias, frames=4, size=size), fit_per_class=8)
 
 
 def test_bias_knob_controls_how_much_one_still_frame_reveals():
