@@ -34,7 +34,7 @@ def synth(
     fps: float = typer.Option(30.0, help="Frame rate written to the clips."),
     seed: int = typer.Option(0, help="Generator seed: same seed, same clips."),
     workers: int = typer.Option(max(1, (os.cpu_count() or 1)), help="Worker processes rendering and encoding."),
-    format: str = typer.Option("shards", "--format", help="shards (tars + index + manifest) or files (a folder per class)."),
+    fmt: str = typer.Option("shards", "--format", help="shards (tars + index + manifest) or files (a folder per class)."),
     codec: str = typer.Option("vp9", help="vp9 | h264 | hevc | mjpeg (DALI's CPU decoder reads vp9 and mjpeg)."),
     overwrite: bool = typer.Option(False, help="Start shard splits afresh instead of resuming."),
 ):
@@ -53,7 +53,7 @@ def synth(
     with Progress() as progress:
         bars = {(j.set_name, j.split): progress.add_task(f"{j.set_name}/{j.split}", total=len(j.source))
                 for j in jobs}
-        summaries = build.write(jobs, out, fmt=format, workers=workers, codec=codec, overwrite=overwrite,
+        summaries = build.write(jobs, out, fmt=fmt, workers=workers, codec=codec, overwrite=overwrite,
                                 on_progress=lambda j, done, total: progress.update(
                                     bars[(j.set_name, j.split)], completed=done))
     console = Console()

@@ -1,0 +1,76 @@
+"""Small deterministic test clips written as real video files with PyAV.
+
+Used by the tests and the sharding benchmark as a reference input set: each class is a shape
+moving in its own direction over a textured background, so frames differ over time and between
+classes, and content survives a lossy round trip well enough to compare.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+# container extension -> (encoder, pixel format, options)
+FILE_CODECS = {
+    "mp4": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "20", "threads": "1"}),
+    "webm": ("libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0",
+                                       "threads": "1"}),
+    "avi": ("mjpeg", "yuvj420p", {"q:v": "3", "threads": "1"}),
+    "mkv": ("libx265", "yuv420p", {"preset": "ultrafast", "x265-params": "log-level=error:pools=1:frame-threads=1"}),
+}
+
+
+def render(label: int, index: int, num_frames: int, width: int, height: int) -> np.ndarray:
+    """uint8 (T, H, W, 3): a bright square moving in a class-specific direction."""
+    rng = np.random.default_rng([label, index])
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = (rng.integers(30, 90, size=3)[None, None, :] + 20 * np.sin(xx / 7.0 + yy / 11.0)[..., None])
+    base = np.clip(base, 0, 255).astype(np.uint8)
+    angle = 2 * np.pi * label / 8 + 0.3 * (label // 8)
+    color = np.array([255, 64 + 24 * (label % 8), 255 - 20 * (label % 10)], dtype=np.uint8)
+    side = max(4, min(width, height) // 5)
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        cx = width / 2 + np.cos(angle) * (t * 2.0 % (width / 2)) - side / 2
+        cy = height / 2 + np.sin(angle) * (t * 2.0 % (height / 2)) - side / 2
+        f = base.copy()
+        x0, y0 = int(np.clip(cx, 0, width - side)), int(np.clip(cy, 0, height - side))
+        f[y0:y0 + side, x0:x0 + side] = color
+        f[: 2 + t % 6, :, 1] = 200  # a flickering band so consecutive frames always differ
+        frames[t] = f
+    return frames
+
+
+def write_clip(path: Path, frames: np.ndarray, fps: float = 30.0) -> Path:
+    """Encode frames to `path`; the codec follows the extension (see FILE_CODECS)."""
+    path = Path(path)
+    encoder, pix, options = FILE_CODECS[path.suffix.lstrip(".")]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream(encoder, rate=rate, options=options)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pix
+        for i, arr in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame.pts, frame.time_base = i, 1 / rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def make_folder(root: Path, num_classes: int = 3, per_class: int = 2, seconds: float = 1.0,
+                fps: float = 30.0, width: int = 160, height: int = 120, ext: str = "mp4") -> Path:
+    """`root/<class>/<clip>.<ext>`: a folder-of-class-folders source."""
+    root = Path(root)
+    n = max(1, int(round(seconds * fps)))
+    for label in range(num_classes):
+        for i in range(per_class):
+            write_clip(root / f"class_{label:02d}" / f"clip_{i:03d}.{ext}",
+                       render(label, i, n, width, height), fps)
+    return root

@@ -1,0 +1,132 @@
+"""One WebDataset tar and its DALI index, written in a single pass.
+
+The writer knows every member's offset as it writes, so the `.idx` file DALI needs comes for
+free (no second read of the tar, no `wds2idx`). Output goes to `*.partial` files first and gets
+its final name only once complete, so a killed process never leaves a half-written shard under
+a final name. Tar headers are fixed (mtime 0, uid/gid 0, mode 0644, USTAR) so identical inputs
+give identical bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+INDEX_VERSION = "v1.2"
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    tar: str
+    index: str
+    samples: int
+    bytes: int
+    sha256: str
+    index_sha256: str
+
+
+class _HashingFile(io.RawIOBase):
+    """A write-only file that hashes and counts what passes through it."""
+
+    def __init__(self, f):
+        self.f, self.sha, self.pos = f, hashlib.sha256(), 0
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.f.write(b)
+        self.sha.update(b)
+        self.pos += len(b)
+        return len(b)
+
+    def tell(self):
+        return self.pos
+
+
+def _fsync_rename(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+
+
+class ShardWriter:
+    def __init__(self, tar_path: Path):
+        self.tar_path = Path(tar_path)
+        self.idx_path = self.tar_path.with_suffix(".idx")
+        self._tmp_tar = self.tar_path.with_name(self.tar_path.name + ".partial")
+        self._tmp_idx = self.idx_path.with_name(self.idx_path.name + ".partial")
+        self._file = open(self._tmp_tar, "wb")
+        self._hashing = _HashingFile(self._file)
+        self._tar = tarfile.open(fileobj=self._hashing, mode="w", format=tarfile.USTAR_FORMAT)
+        self._index_lines: list[str] = []
+        self.samples = 0
+
+    @property
+    def size(self) -> int:
+        return self._hashing.pos
+
+    def add(self, key: str, members: list[tuple[str, bytes]]) -> None:
+        """Append one sample: `members` are (extension, bytes); member names are `key.extension`."""
+        if "." in key or "/" in key:
+            raise ValueError(f"sample key {key!r} must contain no dots or slashes")
+        parts = []
+        for ext, data in members:
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            header_at = self._tar.offset
+            self._tar.addfile(info, io.BytesIO(data))
+            # USTAR with short names: exactly one 512-byte header before the data.
+            data_at = header_at + tarfile.BLOCKSIZE
+            assert self._tar.offset == data_at + -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+            parts.append(f"{ext} {data_at} {len(data)} {info.name}")
+        self._index_lines.append(" ".join(parts))
+        self.samples += 1
+
+    def close(self) -> ShardInfo:
+        """Finish the tar and index and move both to their final names."""
+        self._tar.close()
+        self._file.close()
+        index = f"{INDEX_VERSION} {self.samples}\n" + "".join(line + "\n" for line in self._index_lines)
+        self._tmp_idx.write_text(index)
+        # The index goes first: a final-named tar always has its index beside it.
+        _fsync_rename(self._tmp_idx, self.idx_path)
+        _fsync_rename(self._tmp_tar, self.tar_path)
+        return ShardInfo(
+            tar=self.tar_path.name,
+            index=self.idx_path.name,
+            samples=self.samples,
+            bytes=self._hashing.pos,
+            sha256=self._hashing.sha.hexdigest(),
+            index_sha256=hashlib.sha256(index.encode()).hexdigest(),
+        )
+
+    def abort(self) -> None:
+        self._file.close()
+        for p in (self._tmp_tar, self._tmp_idx):
+            p.unlink(missing_ok=True)
+
+
+def read_index(path: Path) -> list[list[tuple[str, int, int, str]]]:
+    """Parse a DALI v1.2 index: per sample, a list of (ext, data offset, size, member name)."""
+    lines = Path(path).read_text().splitlines()
+    if not lines:
+        raise ValueError(f"{path}: empty index")
+    head = lines[0].split()
+    if len(head) != 2 or head[0] != INDEX_VERSION or not head[1].isdigit():
+        raise ValueError(f"{path}: bad index header {lines[0]!r}")
+    samples = []
+    for n, line in enumerate(lines[1:], start=2):
+        f = line.split()
+        if not f or len(f) % 4:
+            raise ValueError(f"{path}:{n}: malformed index line")
+        samples.append([(f[i], int(f[i + 1]), int(f[i + 2]), f[i + 3]) for i in range(0, len(f), 4)])
+    if len(samples) != int(head[1]):
+        raise ValueError(f"{path}: header says {head[1]} samples, found {len(samples)}")
+    return samples

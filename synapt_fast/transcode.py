@@ -1,0 +1,312 @@
+"""Decode, check and re-encode one clip with PyAV, entirely in memory.
+
+Decoding the whole clip is also the validity check: a clip that fails here is skipped with a
+reason, so DALI (for which a bad clip is a fatal pipeline error) never meets it. Output is
+constant frame rate, yuv420p 8-bit, short side resized to an even size.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .sources import Frames, SourceItem
+
+# codec -> (encoder, container format, member extension, pixel format)
+CODECS: dict[str, tuple[str, str, str, str]] = {
+    "vp9": ("libvpx-vp9", "webm", "webm", "yuv420p"),
+    "h264": ("libx264", "mp4", "mp4", "yuv420p"),
+    "hevc": ("libx265", "mp4", "mp4", "yuv420p"),
+    # Full-range JPEG 4:2:0 is what MJPEG decoders (DALI's included) expect.
+    "mjpeg": ("mjpeg", "matroska", "mkv", "yuvj420p"),
+}
+# Which DALI backend decodes which codec (DALI 2.4: the CPU decoder reads VP8, VP9 and MJPEG only).
+DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
+DALI_GPU_CODECS = frozenset({"vp8", "vp9", "mjpeg", "h264", "hevc", "av1", "mpeg4"})
+# PyAV's decoder names -> our codec names, for recognising conforming inputs (--copy).
+_DECODER_NAMES = {"vp9": "vp9", "libvpx-vp9": "vp9", "h264": "h264", "hevc": "hevc", "mjpeg": "mjpeg"}
+
+
+class BadClip(Exception):
+    """The clip cannot be used; the message is the reason recorded in the manifest."""
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How clips are normalised and encoded. Recorded verbatim in each split's manifest."""
+
+    codec: str = "vp9"
+    fps: float = 30.0
+    short_side: int = 128  # 0 keeps the source size (rounded down to even)
+    max_seconds: float | None = None
+    gop: int = 32  # frames between keyframes
+    quality: int | None = None  # CRF for vp9/h264/hevc, qscale for mjpeg; None = codec default below
+    speed: str = "fast"  # fast | good: encoder effort
+    copy: bool = False  # pack already-conforming inputs without re-encoding
+
+    def __post_init__(self):
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {sorted(CODECS)}, got {self.codec!r}")
+        if self.speed not in ("fast", "good"):
+            raise ValueError(f"speed must be 'fast' or 'good', got {self.speed!r}")
+        if self.fps <= 0 or self.gop < 1 or self.short_side < 0:
+            raise ValueError("fps and gop must be positive and short_side >= 0")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        encoder, fmt, ext, pix = CODECS[self.codec]
+        d.update(encoder=encoder, container=fmt, ext=ext, pix_fmt=pix)
+        return d
+
+
+@dataclass(frozen=True)
+class Encoded:
+    data: bytes
+    ext: str
+    num_frames: int
+    width: int
+    height: int
+    meta: dict
+
+
+def _encoder_options(opts: EncodeOptions) -> dict[str, str]:
+    # One encoder thread per clip: parallelism comes from worker processes, and single-threaded
+    # encoders are bit-for-bit deterministic.
+    q = opts.quality
+    if opts.codec == "vp9":
+        fast = opts.speed == "fast"
+        return {"crf": str(32 if q is None else q), "b": "0", "g": str(opts.gop), "threads": "1",
+                "deadline": "realtime" if fast else "good", "cpu-used": "8" if fast else "2",
+                "row-mt": "0", "lag-in-frames": "0" if fast else "25"}
+    if opts.codec in ("h264", "hevc"):
+        preset = "veryfast" if opts.speed == "fast" else "medium"
+        o = {"crf": str((23 if opts.codec == "h264" else 28) if q is None else q), "g": str(opts.gop),
+             "preset": preset, "threads": "1"}
+        if opts.codec == "hevc":
+            o["x265-params"] = f"log-level=error:keyint={opts.gop}:pools=1:frame-threads=1"
+        else:
+            o["bf"] = "0"  # no B-frames: decode order equals display order, cheaper seeking
+        return o
+    return {"q:v": str(3 if q is None else q), "threads": "1"}
+
+
+def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """Scale so the short side is `short_side` (0 = keep), both sides even and at least 2."""
+    if short_side:
+        scale = short_side / min(width, height)
+        width, height = width * scale, height * scale
+    even = lambda v: max(2, int(round(v)) // 2 * 2)  # noqa: E731
+    return even(width), even(height)
+
+
+def _frame_times(container: av.container.InputContainer, stream) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Decoded frames with their presentation time in seconds (from stream start)."""
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    start = None
+    n = 0
+    try:
+        for frame in container.decode(stream):
+            t = frame.time
+            if t is None:
+                t = n / rate
+            if start is None:
+                start = t
+            yield t - start, frame
+            n += 1
+    except av.FFmpegError as e:
+        raise BadClip(f"corrupt stream after {n} frames: {e}") from None
+
+
+def resample(timed: Iterator[tuple[float, object]], fps: float, end_gap: float,
+             max_seconds: float | None) -> Iterator[object]:
+    """Constant-rate resampling: output frame i (time i/fps) is the input frame nearest that time.
+
+    `timed` yields (time, frame) in presentation order; the last input frame lasts `end_gap`.
+    Streaming: one input frame of look-ahead, no buffering of the clip.
+    """
+    out_i = 0
+    limit = math.inf if max_seconds is None else max_seconds
+    prev_t, prev = None, None
+    for t, frame in timed:
+        if prev is not None:
+            if t <= prev_t:  # out-of-order or duplicate timestamps: keep the earlier frame
+                continue
+            mid = (prev_t + t) / 2
+            while out_i / fps < mid - 1e-9 and out_i / fps < limit - 1e-9:
+                yield prev
+                out_i += 1
+            if out_i / fps >= limit - 1e-9:
+                return
+        prev_t, prev = t, frame
+    if prev is None:
+        return
+    end = min(prev_t + end_gap, limit)
+    while out_i / fps < end - 1e-9:
+        yield prev
+        out_i += 1
+
+
+class _Encoder:
+    def __init__(self, opts: EncodeOptions, width: int, height: int):
+        encoder, fmt, self.ext, pix = CODECS[opts.codec]
+        self.buf = io.BytesIO()
+        # bitexact: no random segment UIDs or timestamps, so identical inputs give identical bytes.
+        self.out = av.open(self.buf, mode="w", format=fmt, options={"fflags": "+bitexact"})
+        rate = Fraction(opts.fps).limit_denominator(1001)
+        self.stream = self.out.add_stream(encoder, rate=rate, options=_encoder_options(opts))
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix
+        self.time_base = 1 / rate
+        self.pix, self.width, self.height, self.count = pix, width, height, 0
+
+    def add(self, frame: av.VideoFrame) -> None:
+        frame = frame.reformat(width=self.width, height=self.height, format=self.pix,
+                               interpolation="AREA")
+        frame.pts, frame.time_base = self.count, self.time_base  # constant rate: pts = frame number
+        for packet in self.stream.encode(frame):
+            self.out.mux(packet)
+        self.count += 1
+
+    def finish(self) -> bytes:
+        for packet in self.stream.encode():
+            self.out.mux(packet)
+        self.out.close()
+        return self.buf.getvalue()
+
+
+def _declared_seconds(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1e6
+    return None
+
+
+def _open(path: Path):
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise BadClip(f"cannot read file: {e.strerror}") from None
+    if size == 0:
+        raise BadClip("empty file")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise BadClip(f"cannot read file: {e.strerror}") from None
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as e:
+        # strerror, not str(e): the latter repeats the (machine-specific) path.
+        raise BadClip(f"not a readable video container: {e.strerror or e}") from None
+
+
+def _conforming(container, stream, opts: EncodeOptions) -> bool:
+    """True when the input already has the target codec, pixel format, rate and size (for --copy)."""
+    ctx = stream.codec_context
+    codec = _DECODER_NAMES.get(ctx.name)
+    encoder, fmt, ext, pix = CODECS[opts.codec]
+    rate = float(stream.average_rate or 0)
+    w, h = ctx.width, ctx.height
+    return (
+        codec == opts.codec
+        and ctx.pix_fmt == pix
+        and abs(rate - opts.fps) < 1e-3
+        and (w, h) == target_size(w, h, opts.short_side)
+        and fmt.split(",")[0] in container.format.name.split(",")
+        and opts.max_seconds is None
+    )
+
+
+def encode_item(item: SourceItem, opts: EncodeOptions) -> Encoded:
+    """Turn one source item into an encoded clip, or raise BadClip with the reason."""
+    if item.render is not None:
+        return _encode_frames(item.render(), opts)
+    return _encode_file(Path(item.path), opts)
+
+
+def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
+    container = _open(path)
+    with container:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            raise BadClip(f"no video stream (streams: {', '.join(kinds)})")
+        stream = container.streams.video[0]
+        if stream.codec_context is None or not stream.codec_context.codec.name:
+            raise BadClip("no decoder for this video codec")
+        stream.thread_type = "AUTO"
+        src_w, src_h = stream.codec_context.width, stream.codec_context.height
+        src_rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+        declared = _declared_seconds(container, stream)
+        meta = {"source_codec": stream.codec_context.name, "source_fps": src_rate,
+                "source_size": [src_w, src_h], "source_seconds": declared}
+        copy = opts.copy and _conforming(container, stream, opts)
+        frames = _frame_times(container, stream)
+        end_gap = 1.0 / (src_rate or opts.fps)
+        if copy:
+            count, last = 0, 0.0
+            for t, _ in frames:
+                count, last = count + 1, t
+            _check_complete(count, last + end_gap, declared)
+            return Encoded(path.read_bytes(), CODECS[opts.codec][2], count, src_w, src_h,
+                           dict(meta, copied=True))
+        width, height = target_size(src_w or 2, src_h or 2, opts.short_side)
+        enc = _Encoder(opts, width, height)
+        last = [0.0]
+
+        def timed():
+            for t, f in frames:
+                last[0] = t
+                yield t, f
+
+        try:
+            for frame in resample(timed(), opts.fps, end_gap, opts.max_seconds):
+                if enc.count == 0 and (frame.width, frame.height) != (src_w, src_h):
+                    width, height = target_size(frame.width, frame.height, opts.short_side)
+                    enc = _Encoder(opts, width, height)  # container reported a stale size
+                enc.add(frame)
+            data = enc.finish()
+        except av.FFmpegError as e:
+            raise BadClip(f"cannot encode: {e}") from None
+        if enc.count == 0:
+            raise BadClip("no decodable video frames")
+        if opts.max_seconds is None:
+            _check_complete(enc.count, last[0] + end_gap, declared)
+        return Encoded(data, enc.ext, enc.count, width, height, dict(meta, copied=False))
+
+
+def _check_complete(count: int, decoded_seconds: float, declared: float | None) -> None:
+    if count == 0:
+        raise BadClip("no decodable video frames")
+    # A clip cut mid-stream still decodes its first part without any error; the container's
+    # declared duration is what gives it away.
+    if declared and decoded_seconds < 0.9 * declared - 0.25:
+        raise BadClip(f"truncated: decoded {decoded_seconds:.2f}s of {declared:.2f}s declared")
+
+
+def _encode_frames(frames: Frames, opts: EncodeOptions) -> Encoded:
+    arr = np.ascontiguousarray(frames.array)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8 or len(arr) == 0:
+        raise BadClip(f"rendered frames must be uint8 (T,H,W,3) with T > 0, got {arr.dtype} {arr.shape}")
+    t, h, w, _ = arr.shape
+    width, height = target_size(w, h, opts.short_side)
+    enc = _Encoder(opts, width, height)
+    timed = ((i / frames.fps, i) for i in range(t))
+    for i in resample(timed, opts.fps, 1.0 / frames.fps, opts.max_seconds):
+        enc.add(av.VideoFrame.from_ndarray(arr[i], format="rgb24"))
+    data = enc.finish()
+    meta = {"source_codec": "rendered", "source_fps": frames.fps, "source_size": [w, h],
+            "source_seconds": t / frames.fps, "copied": False}
+    return Encoded(data, enc.ext, enc.count, width, height, meta)
+
+
+def decode_all(data: bytes) -> np.ndarray:
+    """Every frame of an encoded clip as uint8 RGB (T, H, W, 3) — for tests, verify and inspect."""
+    with av.open(io.BytesIO(data)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
