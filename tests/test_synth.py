@@ -243,3 +243,28 @@ def test_shards_through_the_shard_writer(tmp_path):
     assert frames.shape == (8, 32, 32, 3)
     info = json.loads((tmp_path / "down_b090" / "synth.json").read_text())
     assert info["train"]["bias"] == 0.9
+
+
+def test_cli_writes_pretraining_and_downstream_sets(tmp_path):
+    pytest.importorskip("synapt_fast.sharding")
+    from typer.testing import CliRunner
+
+    from synapt_fast.cli import app
+
+    args = ["synth", str(tmp_path), "--classes", "2", "--clips-per-class", "1", "--val-clips-per-class", "1",
+            "--downstream-classes", "2", "--downstream-clips-per-class", "1",
+            "--downstream-val-clips-per-class", "0", "--bias", "0,1", "--frames", "4", "--size", "32",
+            "--workers", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for split_dir in ("synth2/train", "synth2/val", "down_b000/train", "down_b100/train"):
+        manifest = json.loads((tmp_path / split_dir / "manifest.json").read_text())
+        assert manifest["num_samples"] == 2
+    assert not (tmp_path / "down_b000" / "val").exists()
+    out = tmp_path / "files"
+    files = CliRunner().invoke(app, ["synth", str(out), "--format", "files", "--classes", "2",
+                                     "--clips-per-class", "1", "--val-clips-per-class", "0",
+                                     "--downstream-classes", "0", "--frames", "4", "--size", "32",
+                                     "--workers", "1"])
+    assert files.exit_code == 0, files.output
+    assert len(list((out / "synth2" / "train").rglob("*.webm"))) == 2
