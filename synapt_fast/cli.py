@@ -18,6 +18,148 @@ bench_app = typer.Typer(help="Throughput benchmarks; each writes JSON + markdown
 app.add_typer(bench_app, name="bench")
 
 
+def _fail(message: str) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+@app.command("shard")
+def shard(
+    source: Path = typer.Argument(..., help="Folder of class folders, or the root that --list paths are relative to."),
+    set_name: str = typer.Option(..., "--set", help="Shard set name (letters, digits, underscores)."),
+    split: str = typer.Option("train", help="Split name: train, val, test, ..."),
+    list_file: Optional[Path] = typer.Option(None, "--list", help="List file of 'path label' or 'path;label' lines."),
+    classes: Optional[Path] = typer.Option(None, help="Class-names file, one per line (label i = line i)."),
+    out: Path = typer.Option(Path("shards"), help="Output root: <out>/<set>/<split>/."),
+    codec: str = typer.Option("vp9", help="vp9 (DALI CPU+GPU) | h264 | hevc (GPU only) | mjpeg."),
+    fps: float = typer.Option(30.0, help="Constant output frame rate."),
+    short_side: int = typer.Option(128, help="Resize so the short side is this (even); 0 keeps the size."),
+    max_seconds: Optional[float] = typer.Option(None, help="Cap each clip's duration."),
+    gop: int = typer.Option(32, help="Frames between keyframes."),
+    quality: Optional[int] = typer.Option(None, help="CRF (vp9/h264/hevc) or qscale (mjpeg); default per codec."),
+    speed: str = typer.Option("fast", help="Encoder effort: fast | good."),
+    copy: bool = typer.Option(False, "--copy", help="Pack already-conforming clips without re-encoding."),
+    shard_mb: float = typer.Option(256.0, help="Target shard size in MB (0: no limit)."),
+    shard_count: int = typer.Option(0, help="Samples per shard (0: no limit)."),
+    seed: int = typer.Option(0, help="Seed of the sample order (every shard mixes classes)."),
+    workers: int = typer.Option(1, help="Transcoding processes; output is identical for any number."),
+    num_parts: int = typer.Option(1, help="Split the job into this many parts (a cluster job array)."),
+    part: int = typer.Option(0, help="Which part this run writes (0-based); merge parts with `synapt-fast merge`."),
+    strict: bool = typer.Option(False, help="Exit non-zero if any input was skipped."),
+    overwrite: bool = typer.Option(False, help="Start afresh instead of resuming a previous run."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write a JSON summary to this file ('-': stdout)."),
+):
+    """Decode-check, transcode and pack videos into verified WebDataset shards with DALI indexes."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from synapt_fast.sharding import ShardOptions, shard_source
+    from synapt_fast.sources import FolderSource, ListSource, read_class_names
+    from synapt_fast.transcode import EncodeOptions
+
+    try:
+        names = read_class_names(classes) if classes else None
+        src = ListSource(list_file, source, names) if list_file else FolderSource(source, names)
+        enc = EncodeOptions(codec=codec, fps=fps, short_side=short_side, max_seconds=max_seconds, gop=gop,
+                            quality=quality, speed=speed, copy=copy)
+        opts = ShardOptions(set_name=set_name, split=split, max_count=shard_count, max_mb=shard_mb, seed=seed,
+                            workers=workers, num_parts=num_parts, part=part)
+    except (OSError, ValueError) as e:
+        raise _fail(str(e))
+    console = Console(stderr=json_out == "-")
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]} clips/s"), TextColumn("skipped {task.fields[skipped]}"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(f"{set_name}/{split}", total=None, skipped=0, rate="-")
+
+        def on_progress(done, total, skipped):
+            t = progress.tasks[task]
+            rate = f"{t.speed:5.1f}" if t.speed else "-"
+            progress.update(task, completed=done, total=total, skipped=skipped, rate=rate)
+
+        try:
+            summary = shard_source(src, out / set_name / split, opts, enc, overwrite=overwrite,
+                                   on_progress=on_progress)
+        except (RuntimeError, OSError, ValueError) as e:
+            raise _fail(str(e))
+    _print_summary(console, summary)
+    if json_out:
+        text = json.dumps(summary.to_dict(), indent=1)
+        if json_out == "-":
+            print(text)
+        else:
+            Path(json_out).write_text(text + "\n")
+    if summary.samples == 0:
+        raise _fail("nothing could be packed")
+    if strict and summary.skipped:
+        raise _fail(f"{summary.skipped} input(s) skipped (--strict)")
+
+
+def _print_summary(console, summary) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{summary.set}/{summary.split} -> {summary.out_dir}", show_header=False)
+    for key, value in [("samples", summary.samples), ("skipped", summary.skipped), ("shards", summary.shards),
+                       ("resumed shards", summary.resumed_shards), ("MB", f"{summary.bytes / 1e6:.2f}"),
+                       ("frames", summary.frames), ("seconds", summary.seconds),
+                       ("clips/s", summary.clips_per_s)]:
+        table.add_row(key, str(value))
+    console.print(table)
+    for item in summary.skipped_items[:20]:
+        console.print(f"  skipped {item['id']}: {item['reason']}", highlight=False)
+    if summary.skipped > 20:
+        console.print(f"  ... and {summary.skipped - 20} more (see {summary.manifest})")
+
+
+@app.command("merge")
+def merge(split_dir: Path = typer.Argument(..., help="Split folder holding manifest.part-*-of-*.json files.")):
+    """Merge the part manifests of a split sharded with --num-parts into manifest.json."""
+    from synapt_fast.manifest import ManifestError
+    from synapt_fast.sharding import merge_parts
+
+    try:
+        m = merge_parts(split_dir)
+    except (OSError, ValueError, ManifestError) as e:
+        raise _fail(str(e))
+    typer.echo(f"{split_dir}: {m.num_samples} samples in {len(m.shards)} shards, {len(m.skipped)} skipped")
+
+
+@app.command("verify")
+def verify(
+    path: Path = typer.Argument(..., help="A split folder, or a set folder holding split folders."),
+    decode: bool = typer.Option(False, "--decode", help="Also decode every clip with DALI and check frame counts."),
+):
+    """Check shards against manifest and index: sizes, sha256, tar structure, members, frame counts."""
+    from rich.console import Console
+
+    from synapt_fast.verify import ShardError, split_dirs, verify_split
+
+    console = Console()
+    try:
+        dirs = split_dirs(path)
+    except ShardError as e:
+        raise _fail(str(e))
+    bad = 0
+    for d in dirs:
+        manifest, problems = verify_split(d, decode=decode)
+        if problems:
+            bad += 1
+            console.print(f"[red]FAIL[/red] {d}", highlight=False)
+            for p in problems:
+                console.print(f"  {p}", highlight=False)
+        else:
+            what = " and decoded" if decode else ""
+            console.print(f"[green]ok[/green]   {d}: {manifest.num_samples} samples in {len(manifest.shards)} "
+                          f"shards checked{what}", highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
 @app.command("synth")
 def synth(
     out: Path = typer.Argument(Path("shards"), help="Output root: <out>/<set>/<split>/."),
