@@ -213,6 +213,12 @@ def to_markdown(record: dict) -> str:
             f"| {r['model']} | {r['params']:,} | {r['frames']}×{r['image_size']}² | {r['batch_size']} | "
             f"{r['variant']} | {r['clips_per_s']:.2f} | {r.get('speedup_vs_fp32', float('nan')):.2f}× | "
             f"{r['step_s_median'] * 1e3:.1f} | {r['first_step_s']:.2f} |")
+    lines += ["", "Where each option helps (speed-up over the same model's fp32 eager row, >1.05× counts):", ""]
+    for option in sorted({r["variant"] for r in record["results"]} - {"fp32"}):
+        rows = [r for r in record["results"] if r["variant"] == option and "speedup_vs_fp32" in r]
+        helped = [f"{r['model']} {r['speedup_vs_fp32']:.2f}×" for r in rows if r["speedup_vs_fp32"] > 1.05]
+        rest = [f"{r['model']} {r['speedup_vs_fp32']:.2f}×" for r in rows if r["speedup_vs_fp32"] <= 1.05]
+        lines.append(f"- `{option}`: helps {', '.join(helped) or 'none'}; not {', '.join(rest) or 'n/a'}.")
     lines += ["", "Notes:", "",
               "- The machine is shared with other work, so figures are noisy; compare rows of one run, "
               "and read min/max in `model.json` for the spread.",
