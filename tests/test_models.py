@@ -173,7 +173,8 @@ def timesformer_param_count(num_classes, dim=768, depth=12, patch=16, img=224, f
 
 
 def test_timesformer_parameter_count_matches_reference_definition():
-    # 121,566,352 with the reference's 400-class Kinetics head (paper: "121.4M").
+    # Counted from the definition in the reference vit.py (the TimeSformer paper's table rounds
+    # its model to "121.4M"); 121,566,352 with the reference's 400-class Kinetics head.
     assert timesformer_param_count(400) == 121_566_352
     model = create_model("timesformer_b16", num_classes=87)
     assert n_params(model) == timesformer_param_count(87) == 121_325_655

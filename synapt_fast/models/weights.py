@@ -169,8 +169,7 @@ def load_checkpoint(model: nn.Module, source, *, min_match: float = 0.5) -> Load
 
 def load_imagenet(model: nn.Module, source, *, min_match: float = 0.5) -> LoadReport:
     """Load ImageNet 2D weights: torchvision ResNet into TSN / I3D / R(2+1)D, timm ViT into
-    TimeSformer. The ImageNet classifier is never kept (it is replaced whenever the class count
-    differs, which for a video model it always should)."""
+    TimeSformer. The ImageNet classifier is never loaded: the model keeps its own new head."""
     sd, name = read_state_dict(source)
     family = getattr(model, "family", None)
     if family == "timesformer":
