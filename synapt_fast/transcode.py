@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -147,8 +148,10 @@ def resample(timed: Iterator[tuple[float, object]], fps: float, end_gap: float,
         prev_t, prev = t, frame
     if prev is None:
         return
-    end = min(prev_t + end_gap, limit)
-    while out_i / fps < end - 1e-9:
+    # The clip lasts until the last frame's end; rounding to whole output frames absorbs
+    # millisecond timestamps (WebM) that put that end a hair past an output frame time.
+    last = round(min(prev_t + end_gap, limit) * fps)
+    while out_i < last:
         yield prev
         out_i += 1
 
@@ -163,11 +166,19 @@ class _Encoder:
         self.stream = self.out.add_stream(encoder, rate=rate, options=_encoder_options(opts))
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix
         self.time_base = 1 / rate
+        self.color_range = 2 if pix.startswith("yuvj") else 1  # JPEG (full) or MPEG (limited)
         self.pix, self.width, self.height, self.count = pix, width, height, 0
 
     def add(self, frame: av.VideoFrame) -> None:
+        # Colour range must be explicit: swscale otherwise copies a full-range (JPEG) tag onto
+        # limited-range output and every decoder downstream shifts the levels.
+        src_range = frame.color_range or (2 if frame.format.name.startswith("yuvj") else 1)
+        if frame.format.name.startswith(("rgb", "bgr", "gbr")):
+            src_range = 2
         frame = frame.reformat(width=self.width, height=self.height, format=self.pix,
-                               interpolation="AREA")
+                               interpolation="AREA", src_color_range=src_range,
+                               dst_color_range=self.color_range)
+        frame.color_range = self.color_range
         frame.pts, frame.time_base = self.count, self.time_base  # constant rate: pts = frame number
         for packet in self.stream.encode(frame):
             self.out.mux(packet)
@@ -190,10 +201,12 @@ def _declared_seconds(container, stream) -> float | None:
 
 def _open(path: Path):
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as e:
         raise BadClip(f"cannot read file: {e.strerror}") from None
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block the reader forever
+        raise BadClip("not a regular file")
+    if st.st_size == 0:
         raise BadClip("empty file")
     try:
         with open(path, "rb") as f:
