@@ -69,7 +69,7 @@ class VideoClassifier(nn.Module):
         nn.init.zeros_(fc.bias)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Clip features ``(N, num_features)`` -> logits ``(N, num_classes)``: dropout, then the classifier."""
+        """Clip features ``(N, num_features)`` -> logits ``(N, num_classes)``: dropout, classifier."""
         return self.get_classifier()(self.dropout(features))
 
     # --- frozen backbone (linear probing) ---------------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from synapt_fast.models.common import VideoClassifier
 from synapt_fast.models.registry import register_model
