@@ -301,8 +301,7 @@ def shard_source(
                 pending["skipped"].append({"id": item.id, "reason": result})
             else:
                 members = _members(f"{pos:08d}", item, result, encode.fps)
-                size = sum(512 + len(d) + 511 for _, d in members)
-                if writer is not None and max_bytes and writer.size + size > max_bytes:
+                if writer is not None and max_bytes and writer.size_if_added(members) > max_bytes:
                     close_shard()
                 if writer is None:
                     if shard_index - first_index >= PART_STRIDE:

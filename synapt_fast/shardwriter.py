@@ -70,6 +70,11 @@ class ShardWriter:
     def size(self) -> int:
         return self._hashing.pos
 
+    def size_if_added(self, members: list[tuple[str, bytes]]) -> int:
+        """The finished tar's size if these members were added now (headers, padding, end blocks)."""
+        size = self._tar.offset + sum(512 + -(-len(d) // 512) * 512 for _, d in members) + 2 * 512
+        return -(-size // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+
     def add(self, key: str, members: list[tuple[str, bytes]]) -> None:
         """Append one sample: `members` are (extension, bytes); member names are `key.extension`."""
         if "." in key or "/" in key:

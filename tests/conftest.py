@@ -33,7 +33,9 @@ def vp9_split(clip_folder, tmp_path_factory) -> Path:
 
 def run_cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     """Run the real `synapt-fast` entry point in a subprocess."""
-    proc = subprocess.run([sys.executable, "-m", "synapt_fast.cli", *args], capture_output=True, text=True, **kw)
+    env = dict(os.environ, COLUMNS="200")  # rich wraps at 80 columns without a terminal
+    proc = subprocess.run([sys.executable, "-m", "synapt_fast.cli", *args], capture_output=True, text=True,
+                          env=env, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"synapt-fast {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
