@@ -160,6 +160,73 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command("inspect")
+def inspect(
+    path: Path = typer.Argument(..., help="A split folder, or a set folder holding split folders."),
+    contact_sheet: Optional[Path] = typer.Option(None, help="Write a PNG of a few clips here."),
+    clips: int = typer.Option(6, help="Clips on the contact sheet."),
+):
+    """Print a shard split's manifest summary; optionally a contact-sheet PNG of a few clips."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from synapt_fast.manifest import Manifest, ManifestError
+    from synapt_fast.verify import ShardError, split_dirs
+
+    console = Console()
+    try:
+        dirs = split_dirs(path)
+        manifests = [(d, Manifest.load(d)) for d in dirs]
+    except (ShardError, ManifestError) as e:
+        raise _fail(str(e))
+    for d, m in manifests:
+        table = Table(title=f"{m.set}/{m.split}  ({d})", show_header=False)
+        enc = m.encoding
+        counts = sorted(m.class_counts.values())
+        rows = [("samples", m.num_samples), ("classes", len(m.class_names)),
+                ("per class (min/median/max)", f"{counts[0]}/{counts[len(counts) // 2]}/{counts[-1]}" if counts else "-"),
+                ("frames", f"{m.num_frames} ({m.num_frames / max(1, m.num_samples):.1f} per clip)"),
+                ("shards", f"{len(m.shards)}, {sum(s.bytes for s in m.shards) / 1e6:.2f} MB"),
+                ("encoding", f"{enc['codec']} {enc['pix_fmt']} {enc['fps']:g} fps, short side {enc['short_side']}, "
+                             f"GOP {enc['gop']}"),
+                ("skipped", len(m.skipped)), ("format", f"{m.format} v{m.format_version}")]
+        for k, v in rows:
+            table.add_row(k, str(v))
+        console.print(table)
+        for s in m.skipped[:10]:
+            console.print(f"  skipped {s['id']}: {s['reason']}", highlight=False)
+    if contact_sheet:
+        import json
+
+        import numpy as np
+        import webdataset as wds
+
+        from synapt_fast.contact_sheet import contact_sheet as tile, write_png
+        from synapt_fast.transcode import decode_all
+
+        d, m = manifests[0]
+        frames, labels = [], []
+        for sample in wds.WebDataset([str(d / s.tar) for s in m.shards], shardshuffle=False):
+            frames.append(decode_all(sample[m.video_ext]))
+            labels.append(json.loads(sample["meta.json"])["class_name"])
+            if len(frames) >= clips:
+                break
+        write_png(contact_sheet, tile(frames, labels))
+        console.print(f"contact sheet of {len(frames)} clips -> {contact_sheet}", highlight=False)
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("shards/demo"), help="Where the demo's shard sets go."),
+    workers: int = typer.Option(2, help="Worker processes for rendering and encoding."),
+    seed: int = typer.Option(0, help="Seed of the synthetic data."),
+):
+    """The main job end to end on the embedded synthetic dataset (offline, a few minutes on 2 cores)."""
+    from synapt_fast.demo import run
+
+    raise typer.Exit(run(out=out, workers=workers, seed=seed))
+
+
 @app.command("synth")
 def synth(
     out: Path = typer.Argument(Path("shards"), help="Output root: <out>/<set>/<split>/."),
