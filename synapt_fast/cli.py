@@ -271,6 +271,32 @@ def synth(
                       f"{out / s['set'] / s['split']}")
 
 
+def _benchmark(name: str):
+    """Import benchmarks/<name>.py, which lives beside the package in the repository, not inside it."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    if not path.is_file():
+        raise _fail(f"{path} not found: benchmarks run from a source checkout")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@bench_app.command("shard")
+def bench_shard(
+    clips: int = typer.Option(200, help="Reference clips (3 s, 320x240, H.264)."),
+    repeats: int = typer.Option(3, help="Timed repeats per contender (median reported)."),
+    quick: bool = typer.Option(False, help="6 clips, 1 repeat: a seconds-long smoke run."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where shard.{json,md} go (default: benchmarks/results)."),
+):
+    """Sharding clips/s against the ffmpeg CLI doing the same transcode -> benchmarks/results/shard.*"""
+    bench = _benchmark("bench_shard")
+    bench.run(clips=clips, repeats=repeats, quick=quick, out_dir=out_dir or bench.RESULTS)
+
+
 @bench_app.command("model")
 def bench_model(
     quick: bool = typer.Option(False, help="Tiny models, fp32 + bf16 only: a few seconds."),
@@ -282,15 +308,7 @@ def bench_model(
     out_dir: str = typer.Option(None, help="Where model.json/model.md go (default: benchmarks/results)."),
 ) -> None:
     """Forward+backward clips/s per model and precision -> benchmarks/results/model.{json,md}."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    # benchmarks/ lives beside the package in the repository, not inside it.
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_model.py"
-    spec = importlib.util.spec_from_file_location("bench_model", path)
-    bench = sys.modules["bench_model"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark("bench_model")
     bench.run(quick=quick, models=model or None, compile_models=compile_model or None, repeats=repeats,
               threads=threads, out_dir=Path(out_dir) if out_dir else bench.RESULTS)
 
