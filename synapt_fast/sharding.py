@@ -133,6 +133,8 @@ def _members(key: str, item: SourceItem, enc: Encoded, fps: float) -> list[tuple
         (enc.ext, enc.data),
         ("label.i32", np.array([item.label], dtype="<i4").tobytes()),
         ("nframes.i32", np.array([enc.num_frames], dtype="<i4").tobytes()),
+        # The key as a number: DALI exposes sample keys only as strings.
+        ("pos.i32", np.array([int(key)], dtype="<i4").tobytes()),
         ("meta.json", json.dumps(meta, sort_keys=True, ensure_ascii=False).encode()),
     ]
 

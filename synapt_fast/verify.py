@@ -19,7 +19,7 @@ from .devices import DecodeDeviceError, decode_device
 from .manifest import MANIFEST, Manifest, ManifestError
 from .shardwriter import read_index
 
-REQUIRED_MEMBERS = ("label.i32", "nframes.i32", "meta.json")
+REQUIRED_MEMBERS = ("label.i32", "nframes.i32", "pos.i32", "meta.json")
 
 
 class ShardError(ValueError):

@@ -1,0 +1,152 @@
+"""The DALI video loader: shards -> decoded, sampled, augmented clips as torch tensors.
+
+Everything per sample happens inside the DALI graph (reader, frame indices from the stored
+frame count, decoding, crop, resize, flip, normalisation); Python only sees whole batches.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import nvidia.dali.fn as fn
+import nvidia.dali.math as dmath
+import nvidia.dali.types as types
+import torch
+from nvidia.dali import pipeline_def
+from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+from ..devices import decode_device
+from ..verify import quick_check
+from .batch import Batch, arrange_eval
+from .sampling import Sampling, indices
+from .transforms import POSITIONS, Transform, multiscale_box, scale_pairs
+
+
+class DaliOps:
+    """The array namespace of `sampling.indices` / `transforms.multiscale_box` on DALI nodes."""
+
+    floor = staticmethod(dmath.floor)
+    minimum = staticmethod(dmath.min)
+    maximum = staticmethod(dmath.max)
+
+    @staticmethod
+    def const(values):
+        return types.Constant(np.asarray(values, dtype=np.float32))
+
+    @staticmethod
+    def repeat_each(x, k: int):
+        return x if k == 1 else fn.reshape(fn.stack(*([x] * k), axis=1), shape=[-1])
+
+
+def _choice_codes():
+    # DALI cannot index a table with a random index, but it can draw from a list of numbers:
+    # encode each (height scale, width scale) pair and each (x, y) position as one integer and
+    # decode it with arithmetic.
+    pairs = [int(round(sh * 1000)) * 10000 + int(round(sw * 1000)) for sh, sw in scale_pairs()]
+    positions = [int(x * 4) * 5 + int(y * 4) for x, y in POSITIONS]
+    return pairs, positions
+
+
+def _train_crop(frames, t: Transform):
+    size = [t.size, t.size]
+    if t.train_crop == "random_resized":
+        return fn.random_resized_crop(frames, size=size, antialias=True)
+    if t.train_crop == "center":
+        return fn.resize(frames, resize_shorter=t.eval_short_side, antialias=True)
+    pair_codes, pos_codes = _choice_codes()
+    shape = frames.shape(dtype=types.FLOAT)
+    h, w = shape[1], shape[2]
+    pair = fn.cast(fn.random.choice(pair_codes), dtype=types.FLOAT)
+    sh = dmath.floor(pair / 10000.0)
+    sw = pair - sh * 10000.0
+    pos = fn.cast(fn.random.choice(pos_codes), dtype=types.FLOAT)
+    x4 = dmath.floor(pos / 5.0)
+    y4 = pos - x4 * 5.0
+    y0, x0, ch, cw = multiscale_box(h, w, sh / 1000.0, sw / 1000.0, x4 / 4.0, y4 / 4.0, DaliOps)
+    # Crop and resize in one pass: resize reads only the region of interest.
+    return fn.resize(frames, size=size, roi_start=fn.stack(y0, x0), roi_end=fn.stack(y0 + ch, x0 + cw),
+                     roi_relative=False, antialias=True)
+
+
+@pipeline_def(enable_conditionals=False)
+def video_pipeline(paths, index_paths, video_ext, sampling: Sampling, transform: Transform, train: bool,
+                   decode: str, shard_id: int, num_shards: int, shuffle_buffer: int, use_mmap: bool):
+    video, label, nframes, pos = fn.readers.webdataset(
+        paths=paths, index_paths=index_paths, ext=[video_ext, "label.i32", "nframes.i32", "pos.i32"],
+        dtypes=[types.UINT8, types.INT32, types.INT32, types.INT32], missing_component_behavior="error",
+        random_shuffle=train, initial_fill=shuffle_buffer, shard_id=shard_id, num_shards=num_shards,
+        pad_last_batch=True, dont_use_mmap=not use_mmap, name="reader")
+    n = fn.cast(nframes, dtype=types.FLOAT)
+    r = sampling.num_randoms(train)
+    u = fn.random.uniform(range=[0.0, 1.0], shape=[r]) if r else None
+    idx = fn.cast(indices(sampling, n, u, train, DaliOps), dtype=types.INT32)
+    frames = fn.decoders.video(video, device="mixed" if decode == "gpu" else "cpu", frames=idx, pad_mode="edge")
+    t = transform
+    common = dict(dtype=types.FLOAT16 if t.dtype == "float16" else types.FLOAT,
+                  mean=[m * 255 for m in t.mean], std=[s * 255 for s in t.std])
+    if train:
+        frames = _train_crop(frames, t)
+        mirror = fn.random.coin_flip() if t.flip else 0
+        crop = dict(crop=(t.size, t.size)) if t.train_crop == "center" else {}
+        layout = "CFHW" if t.layout == "NCTHW" else "FCHW"
+        out = fn.crop_mirror_normalize(frames, mirror=mirror, output_layout=layout, **crop, **common)
+    else:
+        if t.resize_ratio != 1.0:
+            frames = fn.resize(frames, resize_shorter=t.eval_short_side, antialias=True)
+        views = [fn.crop_mirror_normalize(frames, crop=(t.size, t.size), crop_pos_x=x, crop_pos_y=y,
+                                          mirror=int(m), output_layout="FCHW", **common)
+                 for x, y, m in t.views()]
+        out = fn.stack(*views) if len(views) > 1 else fn.expand_dims(views[0], axes=0, new_axis_names="V")
+    return out, label, pos
+
+
+class DaliVideoLoader:
+    """Iterates `Batch`es of one epoch of this rank's share of a shard split.
+
+    Training: shuffled, randomly sampled and augmented; each sample is seen once per epoch
+    across ranks. Evaluation: deterministic views (`Batch.video` is [B, V, ...]); each sample
+    appears once across ranks. A split that fails the quick check, or whose codec the chosen
+    decoder cannot read, is refused before DALI opens it.
+    """
+
+    def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
+                 batch_size: int, decode: str = "auto", rank: int = 0, world_size: int = 1, seed: int = 0,
+                 num_threads: int = 2, prefetch: int = 2, shuffle_buffer: int = 256, use_mmap: bool = False):
+        split_dir = Path(split_dir)
+        self.manifest = quick_check(split_dir)
+        self.device = decode_device(self.manifest.codec, decode)
+        self.sampling, self.transform, self.train = sampling, transform, train
+        self.batch_size = batch_size
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        self.pipe = video_pipeline(
+            paths=[str(split_dir / s.tar) for s in self.manifest.shards],
+            index_paths=[str(split_dir / s.index) for s in self.manifest.shards],
+            video_ext=self.manifest.video_ext, sampling=sampling, transform=transform, train=train,
+            decode=self.device, shard_id=rank, num_shards=world_size, shuffle_buffer=shuffle_buffer,
+            use_mmap=use_mmap, batch_size=batch_size, num_threads=num_threads,
+            device_id=local_rank if self.device == "gpu" else None,
+            # Same seed on every rank would draw the same augmentations for different samples
+            # in lock-step; offsetting by rank keeps runs reproducible without that correlation.
+            seed=seed + 1000 * rank, prefetch_queue_depth=prefetch)
+        self.pipe.build()
+        self._iter = DALIGenericIterator([self.pipe], ["video", "label", "pos"], reader_name="reader",
+                                         last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=True)
+
+    def __len__(self) -> int:
+        return len(self._iter)
+
+    @property
+    def samples_this_rank(self) -> int:
+        return self._iter.size if hasattr(self._iter, "size") else -1
+
+    def __iter__(self):
+        clips = self.sampling.clips(self.train)
+        for out in self._iter:
+            d = out[0]
+            video = d["video"]
+            if not self.train:
+                video = arrange_eval(video, clips, self.transform.layout)
+            yield Batch(video=video, label=d["label"].view(-1).long(), pos=d["pos"].view(-1).long())
