@@ -73,12 +73,13 @@ def _train_crop(frames, t: Transform):
 
 @pipeline_def(enable_conditionals=False)
 def video_pipeline(paths, index_paths, video_ext, sampling: Sampling, transform: Transform, train: bool,
-                   decode: str, shard_id: int, num_shards: int, shuffle_buffer: int, use_mmap: bool):
+                   decode: str, shard_id: int, num_shards: int, stick_to_shard: bool, shuffle_buffer: int,
+                   use_mmap: bool):
     video, label, nframes, pos = fn.readers.webdataset(
         paths=paths, index_paths=index_paths, ext=[video_ext, "label.i32", "nframes.i32", "pos.i32"],
         dtypes=[types.UINT8, types.INT32, types.INT32, types.INT32], missing_component_behavior="error",
         random_shuffle=train, initial_fill=shuffle_buffer, shard_id=shard_id, num_shards=num_shards,
-        pad_last_batch=True, dont_use_mmap=not use_mmap, name="reader")
+        stick_to_shard=stick_to_shard, pad_last_batch=True, dont_use_mmap=not use_mmap, name="reader")
     n = fn.cast(nframes, dtype=types.FLOAT)
     r = sampling.num_randoms(train)
     u = fn.random.uniform(range=[0.0, 1.0], shape=[r]) if r else None
@@ -106,10 +107,14 @@ def video_pipeline(paths, index_paths, video_ext, sampling: Sampling, transform:
 class DaliVideoLoader:
     """Iterates `Batch`es of one epoch of this rank's share of a shard split.
 
-    Training: shuffled, randomly sampled and augmented; each sample is seen once per epoch
-    across ranks. Evaluation: deterministic views (`Batch.video` is [B, V, ...]); each sample
-    appears once across ranks. A split that fails the quick check, or whose codec the chosen
-    decoder cannot read, is refused before DALI opens it.
+    Training: shuffled, randomly sampled and augmented; every sample is seen exactly once per
+    epoch across ranks (ranks may get one batch more or less: train under DDP's `Join`).
+    Evaluation: deterministic views (`Batch.video` is [B, V, ...]); every sample appears once
+    across ranks. Epoch `e` is a pure function of (seed, e, rank): the pipeline is rebuilt per
+    epoch with its own seed and its reader shard `(rank + e) % world_size` (rotating, so samples
+    move between ranks), which makes a resume mid-epoch exact: `iterate(epoch, start_batch)`.
+    A split that fails the quick check, or whose codec the chosen decoder cannot read, is refused
+    before DALI opens it.
     """
 
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
@@ -119,34 +124,52 @@ class DaliVideoLoader:
         self.manifest = quick_check(split_dir)
         self.device = decode_device(self.manifest.codec, decode)
         self.sampling, self.transform, self.train = sampling, transform, train
-        self.batch_size = batch_size
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        self.pipe = video_pipeline(
+        self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
+        self.epoch = 0
+        self._pipe_kwargs = dict(
             paths=[str(split_dir / s.tar) for s in self.manifest.shards],
             index_paths=[str(split_dir / s.index) for s in self.manifest.shards],
             video_ext=self.manifest.video_ext, sampling=sampling, transform=transform, train=train,
-            decode=self.device, shard_id=rank, num_shards=world_size, shuffle_buffer=shuffle_buffer,
-            use_mmap=use_mmap, batch_size=batch_size, num_threads=num_threads,
-            device_id=local_rank if self.device == "gpu" else None,
-            # Same seed on every rank would draw the same augmentations for different samples
-            # in lock-step; offsetting by rank keeps runs reproducible without that correlation.
-            seed=seed + 1000 * rank, prefetch_queue_depth=prefetch)
-        self.pipe.build()
-        self._iter = DALIGenericIterator([self.pipe], ["video", "label", "pos"], reader_name="reader",
-                                         last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=True)
+            decode=self.device, num_shards=world_size, shuffle_buffer=shuffle_buffer, use_mmap=use_mmap,
+            batch_size=batch_size, num_threads=num_threads, prefetch_queue_depth=prefetch,
+            device_id=int(os.environ.get("LOCAL_RANK", 0)) if self.device == "gpu" else None)
+
+    def _shard(self, epoch: int) -> int:
+        return (self.rank + epoch) % self.world_size
+
+    def samples_in_epoch(self, epoch: int | None = None) -> int:
+        """Samples this rank reads in `epoch` (DALI's contiguous shard of the split)."""
+        i, n, w = self._shard(self.epoch if epoch is None else epoch), self.manifest.num_samples, self.world_size
+        return n * (i + 1) // w - n * i // w
 
     def __len__(self) -> int:
-        return len(self._iter)
+        return math.ceil(self.samples_in_epoch() / self.batch_size)
 
-    @property
-    def samples_this_rank(self) -> int:
-        return self._iter.size if hasattr(self._iter, "size") else -1
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __iter__(self):
+        yield from self.iterate(self.epoch)
+        self.epoch += 1
+
+    def iterate(self, epoch: int, start_batch: int = 0):
+        """Batches of `epoch` from batch `start_batch` on (earlier ones are read and dropped)."""
+        pipe = video_pipeline(**self._pipe_kwargs, shard_id=self._shard(epoch), stick_to_shard=True,
+                              seed=self.seed + 7919 * epoch + 1000003 * self.rank)
+        pipe.build()
+        it = DALIGenericIterator([pipe], ["video", "label", "pos"], reader_name="reader",
+                                 last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=False)
         clips = self.sampling.clips(self.train)
-        for out in self._iter:
-            d = out[0]
-            video = d["video"]
-            if not self.train:
-                video = arrange_eval(video, clips, self.transform.layout)
-            yield Batch(video=video, label=d["label"].view(-1).long(), pos=d["pos"].view(-1).long())
+        try:
+            for i, out in enumerate(it):
+                d = out[0]
+                # The iterator gives every rank the same number of batches; a rank whose shard
+                # is one sample smaller gets an empty last batch, which is no batch at all.
+                if i < start_batch or d["label"].numel() == 0:
+                    continue
+                video = d["video"]
+                if not self.train:
+                    video = arrange_eval(video, clips, self.transform.layout)
+                yield Batch(video=video, label=d["label"].view(-1).long(), pos=d["pos"].view(-1).long())
+        finally:
+            del it, pipe  # free the pipeline's buffers before the next epoch builds its own
