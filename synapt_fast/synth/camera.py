@@ -49,12 +49,12 @@ def look_at(position: np.ndarray, target: np.ndarray, focal: float, size: int) -
 def sample_camera(rng: np.random.Generator, size: int, actor_height: float) -> Camera:
     """Yaw +-70 deg around the actor's front, pitch 0-25 deg down, focal length 0.9-2.2x the
     image size; the distance follows from the focal length and how much of the frame the actor
-    should fill (45-75 % of its height), so every clip keeps the actor in view."""
+    should fill (50-78 % of its height), so every clip keeps the actor in view."""
     yaw = np.deg2rad(rng.uniform(-70, 70))
     pitch = np.deg2rad(rng.uniform(0, 25))
     focal = rng.uniform(0.9, 2.2) * size
-    fill = rng.uniform(0.45, 0.75)
+    fill = rng.uniform(0.5, 0.78)
     distance = focal * actor_height / (size * fill)
-    target = np.array([rng.uniform(-0.08, 0.08), actor_height * rng.uniform(0.5, 0.58), 0.0])
+    target = np.array([rng.uniform(-0.08, 0.08), actor_height * rng.uniform(0.54, 0.6), 0.0])
     offset = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
     return look_at(target + distance * offset, target, focal, size)

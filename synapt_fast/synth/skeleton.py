@@ -66,9 +66,10 @@ def sample_body(rng: np.random.Generator) -> Body:
         height=float(h), thigh=seg(0.245), shin=seg(0.25), ankle=seg(0.04), foot=seg(0.09),
         torso=seg(0.285), neck=seg(0.105), head_r=seg(0.066),
         shoulder_w=seg(0.115), hip_w=seg(0.058), upper_arm=seg(0.175), forearm=seg(0.19),
-        r_torso=girth(0.075), r_upper_arm=girth(0.03), r_forearm=girth(0.025),
-        r_thigh=girth(0.043), r_shin=girth(0.033), r_hand=girth(0.03), r_foot=girth(0.024),
-        r_neck=girth(0.028),
+        # Limbs a little thicker than anatomy: at 64-112 px they must stay several pixels wide.
+        r_torso=girth(0.078), r_upper_arm=girth(0.036), r_forearm=girth(0.031),
+        r_thigh=girth(0.05), r_shin=girth(0.04), r_hand=girth(0.034), r_foot=girth(0.028),
+        r_neck=girth(0.03),
     )
 
 
