@@ -7,11 +7,15 @@ classes, and content survives a lossy round trip well enough to compare.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import av
 import numpy as np
+
+from .sources import Frames, SourceItem
 
 # container extension -> (encoder, pixel format, options)
 FILE_CODECS = {
@@ -74,3 +78,28 @@ def make_folder(root: Path, num_classes: int = 3, per_class: int = 2, seconds: f
             write_clip(root / f"class_{label:02d}" / f"clip_{i:03d}.{ext}",
                        render(label, i, n, width, height), fps)
     return root
+
+
+def frames(label: int, index: int, num_frames: int, width: int, height: int, fps: float = 30.0,
+           static: bool = False) -> Frames:
+    """`render` as in-memory `Frames`; `static` repeats the first frame (a still clip)."""
+    arr = render(label, index, 1 if static else num_frames, width, height)
+    if static:
+        arr = np.repeat(arr, num_frames, axis=0)
+    return Frames(arr, fps)
+
+
+class SampleSource:
+    """A `Source` of rendered clips (no files): `per_class` clips of `num_frames` per class."""
+
+    def __init__(self, num_classes: int, per_class: int, num_frames: int, width: int = 160, height: int = 128,
+                 static: bool = False):
+        self.class_names = [f"class_{i:02d}" for i in range(num_classes)]
+        self._args = (per_class, num_frames, width, height, static)
+
+    def items(self) -> Iterator[SourceItem]:
+        per_class, num_frames, width, height, static = self._args
+        for label, name in enumerate(self.class_names):
+            for i in range(per_class):
+                render_fn = partial(frames, label, i, num_frames, width, height, 30.0, static)
+                yield SourceItem(id=f"{name}/{i:04d}", label=label, class_name=name, render=render_fn)

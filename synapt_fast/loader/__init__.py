@@ -12,7 +12,11 @@ __all__ = ["Batch", "Sampling", "Transform", "make_loader"]
 
 def make_loader(split_dir, sampling: Sampling, transform: Transform, *, train: bool, batch_size: int,
                 backend: str = "dali", **kw):
-    """A loader for one split. backend: `dali` (default) or `reference` (DataLoader + PyAV)."""
+    """A loader for one split. backend: `dali` (default) or `reference` (DataLoader + PyAV).
+
+    Common keywords: rank, world_size, seed, workers (DALI threads or DataLoader processes),
+    prefetch, decode (auto | cpu | gpu). DALI only: shuffle_buffer, use_mmap.
+    """
     if backend == "dali":
         from .dali_loader import DaliVideoLoader
 

@@ -119,7 +119,7 @@ class DaliVideoLoader:
 
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
                  batch_size: int, decode: str = "auto", rank: int = 0, world_size: int = 1, seed: int = 0,
-                 num_threads: int = 2, prefetch: int = 2, shuffle_buffer: int = 256, use_mmap: bool = False):
+                 workers: int = 2, prefetch: int = 2, shuffle_buffer: int = 256, use_mmap: bool = False):
         split_dir = Path(split_dir)
         self.manifest = quick_check(split_dir)
         self.device = decode_device(self.manifest.codec, decode)
@@ -131,7 +131,7 @@ class DaliVideoLoader:
             index_paths=[str(split_dir / s.index) for s in self.manifest.shards],
             video_ext=self.manifest.video_ext, sampling=sampling, transform=transform, train=train,
             decode=self.device, num_shards=world_size, shuffle_buffer=shuffle_buffer, use_mmap=use_mmap,
-            batch_size=batch_size, num_threads=num_threads, prefetch_queue_depth=prefetch,
+            batch_size=batch_size, num_threads=workers, prefetch_queue_depth=prefetch,
             device_id=int(os.environ.get("LOCAL_RANK", 0)) if self.device == "gpu" else None)
 
     def _shard(self, epoch: int) -> int:

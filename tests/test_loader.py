@@ -1,0 +1,198 @@
+"""The DALI loader and the reference loader on real shards: shapes, parity with PyAV, per-clip
+augmentation, short clips, refusals, determinism, resume, and exact DDP epochs under torchrun."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import webdataset as wds
+
+from synapt_fast.devices import DecodeDeviceError
+from synapt_fast.loader import Sampling, Transform, make_loader
+from synapt_fast.loader.sampling import numpy_indices
+from synapt_fast.manifest import Manifest
+from synapt_fast.sampleclips import SampleSource
+from synapt_fast.sharding import ShardOptions, shard_source
+from synapt_fast.transcode import EncodeOptions, decode_all
+from synapt_fast.verify import ShardError
+
+RAW = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255, 1 / 255, 1 / 255))  # normalisation that keeps pixel values
+
+
+def _split(root: Path, name: str, source, **encode) -> Path:
+    out = root / name / "train"
+    shard_source(source, out, ShardOptions(name, "train", max_count=5), EncodeOptions(**encode))
+    return out
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("loader")
+    return {
+        "main": _split(root, "main", SampleSource(3, 4, 40, 160, 128), gop=8),
+        "static": _split(root, "static", SampleSource(2, 2, 20, 160, 128, static=True)),
+        "short": _split(root, "short", SampleSource(2, 2, 3, 160, 128)),
+    }
+
+
+@pytest.mark.parametrize("backend", ["dali", "reference"])
+@pytest.mark.parametrize("sampling,train,views", [
+    (Sampling("segments", 8), True, None), (Sampling("segments", 4, frames_per_segment=2), False, 1),
+    (Sampling("dense", 8, interval=2), True, None), (Sampling("dense", 8, interval=2, num_clips=2), False, 2),
+    (Sampling("uniform", 8), False, 1)])
+@pytest.mark.parametrize("layout,dtype,crops", [("NCTHW", "float32", 1), ("NTCHW", "float16", 3)])
+def test_shapes_layouts_dtypes(splits, backend, sampling, train, views, layout, dtype, crops):
+    t = Transform(size=64, layout=layout, dtype=dtype, eval_crops=crops,
+                  train_crop="random_resized" if layout == "NTCHW" else "multiscale")
+    loader = make_loader(splits["main"], sampling, t, train=train, batch_size=5, backend=backend, workers=1)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 3 and sum(len(b.label) for b in batches) == 12
+    clip = (3, 8, 64, 64) if layout == "NCTHW" else (8, 3, 64, 64)
+    b = batches[0]
+    expected = (5, *clip) if train else (5, views * crops, *clip)
+    assert tuple(b.video.shape) == expected and b.video.dtype == getattr(torch, dtype)
+    assert b.label.dtype == b.pos.dtype == torch.int64
+    assert torch.isfinite(b.video.float()).all()
+
+
+def _pyav_reference(split: Path, size: int) -> dict[int, np.ndarray]:
+    """pos -> (all frames decoded by PyAV, centre-cropped to `size`, and the frame count)."""
+    m = Manifest.load(split)
+    out = {}
+    for s in wds.WebDataset([str(split / sh.tar) for sh in m.shards], shardshuffle=False):
+        f = decode_all(s["webm"]).astype(np.float32)
+        h, w = f.shape[1:3]
+        y0, x0 = (h - size) // 2, (w - size) // 2
+        out[int(np.frombuffer(s["pos.i32"], "<i4")[0])] = f[:, y0:y0 + size, x0:x0 + size]
+    return out
+
+
+@pytest.mark.parametrize("backend", ["dali", "reference"])
+@pytest.mark.parametrize("sampling", [Sampling("segments", 8), Sampling("dense", 8, interval=3), Sampling("uniform", 6)])
+def test_frames_equal_pyav_frames_for_the_same_indices(splits, backend, sampling):
+    t = Transform(size=128, resize_ratio=1.0, layout="NTCHW", **RAW)
+    decoded = _pyav_reference(splits["main"], 128)
+    seen = 0
+    for b in make_loader(splits["main"], sampling, t, train=False, batch_size=4, backend=backend, workers=1):
+        got = b.video[:, 0].permute(0, 1, 3, 4, 2).numpy()  # B, T, H, W, 3
+        for clip, pos in zip(got, b.pos.tolist()):
+            frames = decoded[pos]
+            idx = numpy_indices(sampling, len(frames), train=False)
+            diff = np.abs(clip - frames[idx])
+            # DALI converts YUV to RGB with its own rounding and chroma upsampling (sharp colour
+            # edges differ most): small differences, no more.
+            assert diff.mean() < 3 and np.percentile(diff, 95) < 8, (backend, pos, diff.mean())
+            # Each frame is closest to the PyAV frame of the same index (not a neighbour).
+            for k, frame in enumerate(clip):
+                dist = np.abs(frames - frame).mean(axis=(1, 2, 3))
+                assert dist[idx[k]] <= dist.min() + 1e-4, (backend, pos, k, idx[k], int(dist.argmin()))
+            seen += 1
+    assert seen == 12
+
+
+@pytest.mark.parametrize("backend", ["dali", "reference"])
+@pytest.mark.parametrize("crop", ["multiscale", "random_resized"])
+def test_the_same_augmentation_applies_to_every_frame(splits, backend, crop):
+    t = Transform(size=64, train_crop=crop, layout="NTCHW", **RAW)
+    crops = []
+    for b in make_loader(splits["static"], Sampling("segments", 6), t, train=True, batch_size=2, backend=backend,
+                         seed=3, workers=1):
+        for clip in b.video:  # T, 3, H, W of a still clip: every frame must be cropped the same
+            # (lossy VP9 leaves a still clip's frames a few levels apart; a different crop of the
+            # textured background would differ by far more)
+            assert (clip - clip[0]).abs().mean(dim=(1, 2, 3)).max() < 1
+            crops.append(clip[0])
+    # ... while different clips get different crops (the augmentation is random at all).
+    assert max((crops[0] - c).abs().mean() for c in crops[1:]) > 5
+
+
+@pytest.mark.parametrize("backend", ["dali", "reference"])
+def test_short_clips_repeat_the_last_frame_never_black(splits, backend):
+    t = Transform(size=128, resize_ratio=1.0, layout="NTCHW", **RAW)
+    for b in make_loader(splits["short"], Sampling("dense", 8), t, train=False, batch_size=4, backend=backend,
+                         workers=1):
+        clips = b.video[:, 0]  # B, 8, 3, H, W from 3-frame clips
+        for clip in clips:
+            assert (clip[2:] - clip[2]).abs().max() < 1e-3
+            assert clip.mean() > 20
+
+
+def test_h264_shards_are_refused_on_cpu_with_the_codec_to_use(tmp_path):
+    split = _split(tmp_path, "h264", SampleSource(1, 2, 8, 64, 64), codec="h264")
+    with pytest.raises(DecodeDeviceError, match="--codec vp9"):
+        make_loader(split, Sampling(), Transform(), train=True, batch_size=2, decode="cpu")
+    with pytest.raises(DecodeDeviceError, match="needs a CUDA GPU"):
+        make_loader(split, Sampling(), Transform(), train=True, batch_size=2, decode="gpu")
+
+
+@pytest.mark.parametrize("backend", ["dali", "reference"])
+def test_a_truncated_shard_is_refused_before_dali_opens_it(splits, tmp_path, backend):
+    split = tmp_path / "t" / "train"
+    shutil.copytree(splits["main"], split)
+    tar = split / Manifest.load(split).shards[1].tar
+    tar.write_bytes(tar.read_bytes()[:5000])
+    with pytest.raises(ShardError, match=f"{tar.name}: truncated"):
+        make_loader(split, Sampling(), Transform(), train=True, batch_size=2, backend=backend)
+
+
+def test_same_seed_same_batches_and_exact_resume(splits):
+    def run(seed, epoch=1, start=0):
+        loader = make_loader(splits["main"], Sampling("segments", 4), Transform(size=48), train=True, batch_size=3,
+                             seed=seed)
+        return [(b.pos.tolist(), b.video.clone()) for b in loader.iterate(epoch, start_batch=start)]
+
+    a, b, c = run(7), run(7), run(8)
+    assert all(x[0] == y[0] and torch.equal(x[1], y[1]) for x, y in zip(a, b))
+    assert any(x[0] != y[0] or not torch.equal(x[1], y[1]) for x, y in zip(a, c))
+    resumed = run(7, start=2)
+    assert [p for p, _ in resumed] == [p for p, _ in a[2:]]
+    assert all(torch.equal(x[1], y[1]) for x, y in zip(resumed, a[2:]))
+    # Another epoch is another order.
+    assert [p for p, _ in run(7, epoch=2)] != [p for p, _ in a]
+
+
+DDP_SCRIPT = r"""
+import json, sys
+import torch.distributed as dist
+from synapt_fast.loader import Sampling, Transform, make_loader
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+split, out = sys.argv[1], sys.argv[2]
+record = {}
+for name, train in (("train", True), ("eval", False)):
+    loader = make_loader(split, Sampling("segments", 4), Transform(size=32), train=train, batch_size=3,
+                         rank=rank, world_size=world, seed=0)
+    for epoch in range(2):
+        seen = [p for b in loader for p in b.pos.tolist()]
+        gathered = [None] * world
+        dist.all_gather_object(gathered, seen)
+        record[f"{name}{epoch}"] = gathered
+if rank == 0:
+    json.dump(record, open(out, "w"))
+dist.destroy_process_group()
+"""
+
+
+def test_two_process_torchrun_sees_every_sample_once_per_epoch(splits, tmp_path):
+    script = tmp_path / "ddp_loader.py"
+    script.write_text(DDP_SCRIPT)
+    out = tmp_path / "seen.json"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29531", str(script), str(splits["main"]), str(out)],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(out.read_text())
+    for key, per_rank in record.items():
+        everything = [p for r in per_rank for p in r]
+        assert sorted(everything) == list(range(12)), key  # each sample exactly once across ranks
+        assert all(per_rank), key  # both ranks did work
+    # Ranks swap halves between epochs (DALI's shard rotation), so data moves across ranks.
+    assert set(record["train0"][0]) != set(record["train1"][0])
