@@ -242,6 +242,7 @@ def synth(
     size: int = typer.Option(112, help="Frame width and height in pixels."),
     fps: float = typer.Option(30.0, help="Frame rate written to the clips."),
     seed: int = typer.Option(0, help="Generator seed: same seed, same clips."),
+    variation: float = typer.Option(1.0, help="Nuisance randomisation in [0,1] (camera, body, clutter, lighting); lower is easier."),
     workers: int = typer.Option(max(1, (os.cpu_count() or 1)), help="Worker processes rendering and encoding."),
     fmt: str = typer.Option("shards", "--format", help="shards (tars + index + manifest) or files (a folder per class)."),
     codec: str = typer.Option("vp9", help="vp9 | h264 | hevc | mjpeg (DALI's CPU decoder reads vp9 and mjpeg)."),
@@ -258,7 +259,7 @@ def synth(
                       val_clips_per_class=val_clips_per_class, downstream_classes=downstream_classes,
                       downstream_clips_per_class=downstream_clips_per_class,
                       downstream_val_clips_per_class=downstream_val_clips_per_class, biases=biases,
-                      frames=frames, size=size, fps=fps, seed=seed, name=name)
+                      frames=frames, size=size, fps=fps, seed=seed, name=name, variation=variation)
     with Progress() as progress:
         bars = {(j.set_name, j.split): progress.add_task(f"{j.set_name}/{j.split}", total=len(j.source))
                 for j in jobs}

@@ -268,3 +268,20 @@ def test_cli_writes_pretraining_and_downstream_sets(tmp_path):
                                      "--workers", "1"])
     assert files.exit_code == 0, files.output
     assert len(list((out / "synth2" / "train").rglob("*.webm"))) == 2
+
+
+def test_variation_narrows_the_nuisance_spread():
+    """At lower variation the camera, body and placement vary less: the actor's silhouettes in
+    different clips of a class overlap more. Out-of-range values are refused."""
+    name = pretrain_class_names()[5]
+
+    def overlap(v: float) -> float:
+        masks = [render_clip_with_mask(name, 0, 0, i, 4, 48, None, v)[1][0] for i in range(6)]
+        ious = [(a & b).sum() / max((a | b).sum(), 1) for j, a in enumerate(masks) for b in masks[j + 1:]]
+        return float(np.mean(ious))
+
+    assert overlap(0.0) > overlap(1.0) + 0.15
+    src = SynthSource(2, 1, frames=4, size=32, variation=0.3)
+    assert next(src.items()).meta["variation"] == 0.3
+    with pytest.raises(ValueError):
+        render_clip(name, 0, 0, 0, 4, 32, None, 1.5)

@@ -22,10 +22,10 @@ class SplitJob:
 def plan(*, classes: int, clips_per_class: int, val_clips_per_class: int,
          downstream_classes: int, downstream_clips_per_class: int,
          downstream_val_clips_per_class: int, biases: list[float], frames: int, size: int,
-         fps: float, seed: int, name: str | None = None) -> list[SplitJob]:
+         fps: float, seed: int, name: str | None = None, variation: float = 1.0) -> list[SplitJob]:
     """Every split to write, in order. Pre-training set `name` (default `synth<classes>`);
     one downstream task per bias, named by `bias_task_name` (e.g. `down_b090`)."""
-    common = dict(frames=frames, size=size, seed=seed, fps=fps)
+    common = dict(frames=frames, size=size, seed=seed, fps=fps, variation=variation)
     jobs = []
     name = name or f"synth{classes}"
     for split, per_class in (("train", clips_per_class), ("val", val_clips_per_class)):

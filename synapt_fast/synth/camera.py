@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from synapt_fast.synth.skeleton import squeeze
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -46,15 +48,19 @@ def look_at(position: np.ndarray, target: np.ndarray, focal: float, size: int) -
     return Camera(position, right, up, forward, float(focal), size / 2.0, size / 2.0)
 
 
-def sample_camera(rng: np.random.Generator, size: int, actor_height: float) -> Camera:
+def sample_camera(rng: np.random.Generator, size: int, actor_height: float,
+                  variation: float = 1.0) -> Camera:
     """Yaw +-70 deg around the actor's front, pitch 0-25 deg down, focal length 0.9-2.2x the
     image size; the distance follows from the focal length and how much of the frame the actor
-    should fill (50-78 % of its height), so every clip keeps the actor in view."""
-    yaw = np.deg2rad(rng.uniform(-70, 70))
-    pitch = np.deg2rad(rng.uniform(0, 25))
-    focal = rng.uniform(0.9, 2.2) * size
-    fill = rng.uniform(0.5, 0.78)
+    should fill (50-78 % of its height), so every clip keeps the actor in view. `variation`
+    scales every range towards its centre (0: a frontal camera at 10 deg pitch)."""
+    v = variation
+    yaw = np.deg2rad(squeeze(rng.uniform(-70, 70), 0.0, v))
+    pitch = np.deg2rad(squeeze(rng.uniform(0, 25), 10.0, v))
+    focal = squeeze(rng.uniform(0.9, 2.2), 1.5, v) * size
+    fill = squeeze(rng.uniform(0.5, 0.78), 0.64, v)
     distance = focal * actor_height / (size * fill)
-    target = np.array([rng.uniform(-0.08, 0.08), actor_height * rng.uniform(0.54, 0.6), 0.0])
+    target = np.array([squeeze(rng.uniform(-0.08, 0.08), 0.0, v),
+                       actor_height * squeeze(rng.uniform(0.54, 0.6), 0.57, v), 0.0])
     offset = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
     return look_at(target + distance * offset, target, focal, size)

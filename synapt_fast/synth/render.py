@@ -45,29 +45,36 @@ def sample_outfit(rng: np.random.Generator) -> np.ndarray:
 
 
 def render_clip(class_name: str, seed: int, stream: int, index: int, frames: int, size: int,
-                context: int | None = None) -> np.ndarray:
+                context: int | None = None, variation: float = 1.0) -> np.ndarray:
     """uint8 frames (frames, size, size, 3) of one clip of `class_name`.
 
     `stream` separates splits and tasks (train/val, pre-training/downstream); `context`, when
     given, builds the scene around that context's cue (high-bias downstream tasks).
+    `variation` in [0, 1] scales the nuisance ranges (body, camera, facing, clutter, lighting)
+    towards their centres: 1 is the full randomisation, lower values give easier data for
+    quick demos. Motion timing and colours stay random at any value.
     """
-    return render_clip_with_mask(class_name, seed, stream, index, frames, size, context)[0]
+    return render_clip_with_mask(class_name, seed, stream, index, frames, size, context, variation)[0]
 
 
 def render_clip_with_mask(class_name: str, seed: int, stream: int, index: int, frames: int,
-                          size: int, context: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                          size: int, context: int | None = None,
+                          variation: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """`render_clip` plus the actor's visibility mask (frames, size, size) bool."""
     rng = clip_rng(seed, class_name, stream, index)
-    body = sample_body(rng)
+    if not 0.0 <= variation <= 1.0:
+        raise ValueError(f"variation must be in [0, 1], got {variation}")
+    v = variation
+    body = sample_body(rng, v)
     pose = class_pose(class_name, frames, rng)
-    pose["root_yaw"] += rng.uniform(-0.35, 0.35)  # the actor's own facing, besides the camera's
+    pose["root_yaw"] += v * rng.uniform(-0.35, 0.35)  # the actor's own facing, besides the camera's
     joints = forward_kinematics(body, pose)
-    joints[..., 0] += rng.uniform(-0.15, 0.15)
-    joints[..., 2] += rng.uniform(-0.2, 0.2)
+    joints[..., 0] += v * rng.uniform(-0.15, 0.15)
+    joints[..., 2] += v * rng.uniform(-0.2, 0.2)
     # A few millimetres of independent jitter per joint and frame: no two clips are identical.
     joints += rng.normal(0, 0.004, joints.shape)
-    cam = sample_camera(rng, size, body.height)
-    scene = sample_scene(rng, context)
+    cam = sample_camera(rng, size, body.height, v)
+    scene = sample_scene(rng, context, v)
     palette = sample_outfit(rng)
 
     feet = joints[:, [J["l_ankle"], J["r_ankle"]]].reshape(-1, 3).mean(axis=0)

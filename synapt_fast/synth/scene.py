@@ -12,6 +12,7 @@ import numpy as np
 
 from synapt_fast.synth.camera import Camera
 from synapt_fast.synth.raster import GBuffer, compose, draw_capsule
+from synapt_fast.synth.skeleton import squeeze
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,13 @@ def context_cue(context: int) -> tuple[float, float, Prop]:
     return hue, sat, prop
 
 
-def sample_scene(rng: np.random.Generator, context: int | None = None) -> Scene:
+def sample_scene(rng: np.random.Generator, context: int | None = None,
+                 variation: float = 1.0) -> Scene:
     """A random scene; with `context`, the wall colour and main prop come from that context's
-    cue and everything else (textures, clutter, lighting) is still random."""
+    cue and everything else (textures, clutter, lighting) is still random. `variation` < 1
+    thins out random props and clutter, flattens textures and narrows the lighting ranges
+    (colours stay random)."""
+    v = variation
     if context is None:
         hue, sat = rng.uniform(0, 1), rng.uniform(0.05, 0.7)
         props = []
@@ -93,12 +98,13 @@ def sample_scene(rng: np.random.Generator, context: int | None = None) -> Scene:
     else:
         hue, sat, prop = context_cue(context)
         props = [prop]
+    props = props[: len(props) - int(round((1 - v) * len(props)))] if context is None else props
     val = rng.uniform(0.45, 0.95) if context is None else 0.6 + 0.1 * (context % 4)
     wall_top = hsv(hue + rng.uniform(-0.02, 0.02), sat, val)
     wall_bottom = hsv(hue + rng.uniform(-0.02, 0.02), sat * rng.uniform(0.85, 1.05), val * rng.uniform(0.7, 0.9))
     k = int(rng.integers(1, 4))
     waves = np.stack([rng.uniform(-6, 6, k), rng.uniform(-6, 6, k), rng.uniform(0, 2 * np.pi, k),
-                      rng.uniform(0.0, 0.08, k)], axis=1)
+                      v * rng.uniform(0.0, 0.08, k)], axis=1)
     fhue = rng.uniform(0, 1)
     floor_a = hsv(fhue, rng.uniform(0.0, 0.5), rng.uniform(0.25, 0.8))
     floor_b = floor_a * rng.uniform(0.6, 0.9) if rng.uniform() < 0.7 else hsv(fhue + 0.5, 0.3, 0.5)
@@ -107,14 +113,16 @@ def sample_scene(rng: np.random.Generator, context: int | None = None) -> Scene:
         w, h = rng.uniform(0.2, 1.2), rng.uniform(0.2, 1.0)
         x, y = rng.uniform(-3, 3), rng.uniform(0.3, 2.2)
         clutter.append((x, x + w, y, y + h, hsv(rng.uniform(0, 1), rng.uniform(0, 0.8), rng.uniform(0.2, 1.0))))
-    az, el = rng.uniform(-1.2, 1.2), rng.uniform(0.3, 1.2)
+    clutter = clutter[: len(clutter) - int(round((1 - v) * len(clutter)))]
+    az, el = squeeze(rng.uniform(-1.2, 1.2), 0.0, v), squeeze(rng.uniform(0.3, 1.2), 0.75, v)
     light = np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)])
     return Scene(
         wall_top=wall_top, wall_bottom=wall_bottom, wall_waves=waves,
         wall_distance=float(rng.uniform(2.0, 6.0)), floor_a=floor_a, floor_b=floor_b,
         floor_kind=str(rng.choice(["checker", "planks", "plain"])), tile=float(rng.uniform(0.25, 0.9)),
-        clutter=clutter, props=props, light=light, ambient=float(rng.uniform(0.3, 0.6)),
-        tint=colour_temperature(rng.uniform(3000, 9000)), brightness=float(rng.uniform(0.7, 1.2)),
+        clutter=clutter, props=props, light=light, ambient=float(squeeze(rng.uniform(0.3, 0.6), 0.45, v)),
+        tint=colour_temperature(squeeze(rng.uniform(3000, 9000), 6500, v)),
+        brightness=float(squeeze(rng.uniform(0.7, 1.2), 0.95, v)),
     )
 
 

@@ -50,17 +50,25 @@ class Body:
     r_neck: float
 
 
-def sample_body(rng: np.random.Generator) -> Body:
-    """Random proportions: height 1.45-1.95 m, each segment +-8 %, build (girth) 0.8-1.3."""
-    h = rng.uniform(1.45, 1.95)
+def squeeze(x, centre: float, variation: float):
+    """Pull a random draw towards the centre of its range: `variation` 1 keeps the full
+    range, 0 collapses it. Draws are made the same way at any variation, so a clip keeps its
+    identity (actor, timing, colours) when only the spread changes."""
+    return centre + variation * (x - centre)
+
+
+def sample_body(rng: np.random.Generator, variation: float = 1.0) -> Body:
+    """Random proportions: height 1.45-1.95 m, each segment +-8 %, build (girth) 0.8-1.3
+    (ranges scaled by `variation`)."""
+    h = squeeze(rng.uniform(1.45, 1.95), 1.7, variation)
 
     def seg(ratio: float) -> float:
-        return float(h * ratio * rng.uniform(0.92, 1.08))
+        return float(h * ratio * squeeze(rng.uniform(0.92, 1.08), 1.0, variation))
 
-    build = rng.uniform(0.8, 1.3)
+    build = squeeze(rng.uniform(0.8, 1.3), 1.05, variation)
 
     def girth(ratio: float) -> float:
-        return float(h * ratio * build * rng.uniform(0.92, 1.08))
+        return float(h * ratio * build * squeeze(rng.uniform(0.92, 1.08), 1.0, variation))
 
     return Body(
         height=float(h), thigh=seg(0.245), shin=seg(0.25), ankle=seg(0.04), foot=seg(0.09),

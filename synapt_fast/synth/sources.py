@@ -28,9 +28,9 @@ CONTEXT_STREAM = 20     # and draw their scene context from streams 20 + split
 
 
 def render_frames(class_name: str, seed: int, stream: int, index: int, frames: int, size: int,
-                  context: int | None, fps: float) -> Frames:
+                  context: int | None, fps: float, variation: float = 1.0) -> Frames:
     """Render one clip as `Frames` (the callable behind every synthetic `SourceItem`)."""
-    return Frames(render_clip(class_name, seed, stream, index, frames, size, context), fps)
+    return Frames(render_clip(class_name, seed, stream, index, frames, size, context, variation), fps)
 
 
 def _check(num_classes: int, available: int, clips_per_class: int, frames: int, size: int) -> None:
@@ -45,15 +45,17 @@ def _check(num_classes: int, available: int, clips_per_class: int, frames: int, 
 class SynthSource:
     """Pre-training clips: `clips_per_class` clips of each of the first `num_classes` grammar
     classes (at most 238). Class lists and clips are nested: 30 classes are the first 30 of
-    90, and 250 clips per class are the first 250 of 1,000 -- the paper's subset layout."""
+    90, and 250 clips per class are the first 250 of 1,000 -- the paper's subset layout.
+    `variation` < 1 narrows the nuisance randomisation (see `render_clip`) for quick demos."""
 
     def __init__(self, num_classes: int = 150, clips_per_class: int = 1000, *, frames: int = 32,
-                 size: int = 112, seed: int = 0, split: str = "train", fps: float = 30.0):
+                 size: int = 112, seed: int = 0, split: str = "train", fps: float = 30.0,
+                 variation: float = 1.0):
         names = pretrain_class_names()
         _check(num_classes, len(names), clips_per_class, frames, size)
         self.class_names = names[:num_classes]
         self.clips_per_class, self.frames, self.size = clips_per_class, frames, size
-        self.seed, self.split, self.fps = seed, split, fps
+        self.seed, self.split, self.fps, self.variation = seed, split, fps, float(variation)
         self.stream = SPLITS[split]
 
     def __len__(self) -> int:
@@ -63,9 +65,9 @@ class SynthSource:
         for label, name in enumerate(self.class_names):
             for index in range(self.clips_per_class):
                 render = partial(render_frames, name, self.seed, self.stream, index, self.frames,
-                                 self.size, None, self.fps)
+                                 self.size, None, self.fps, self.variation)
                 meta = {"generator": "synapt_fast.synth", "seed": self.seed, "split": self.split,
-                        "index": index}
+                        "index": index, "variation": self.variation}
                 yield SourceItem(id=f"{name}/{self.split}_{index:06d}", label=label,
                                  class_name=name, render=render, meta=meta)
 
@@ -84,7 +86,7 @@ class DownstreamSource:
 
     def __init__(self, num_classes: int = 20, clips_per_class: int = 100, *, bias: float = 0.0,
                  frames: int = 32, size: int = 112, seed: int = 0, split: str = "train",
-                 fps: float = 30.0, class_offset: int = 0):
+                 fps: float = 30.0, class_offset: int = 0, variation: float = 1.0):
         if not 0.0 <= bias <= 1.0:
             raise ValueError(f"bias must be in [0, 1], got {bias}")
         names = downstream_class_names()
@@ -92,6 +94,7 @@ class DownstreamSource:
         self.class_names = names[class_offset:class_offset + num_classes]
         self.clips_per_class, self.frames, self.size = clips_per_class, frames, size
         self.seed, self.split, self.fps, self.bias = seed, split, fps, float(bias)
+        self.variation = float(variation)
         self.stream = DOWNSTREAM_STREAM + SPLITS[split]
 
     def __len__(self) -> int:
@@ -108,9 +111,10 @@ class DownstreamSource:
             for index in range(self.clips_per_class):
                 context = self.context_of(label, index)
                 render = partial(render_frames, name, self.seed, self.stream, index, self.frames,
-                                 self.size, context, self.fps)
+                                 self.size, context, self.fps, self.variation)
                 meta = {"generator": "synapt_fast.synth", "seed": self.seed, "split": self.split,
-                        "index": index, "bias": self.bias, "context": context}
+                        "index": index, "bias": self.bias, "context": context,
+                        "variation": self.variation}
                 yield SourceItem(id=f"{name}/{self.split}_{index:06d}", label=label,
                                  class_name=name, render=render, meta=meta)
 
