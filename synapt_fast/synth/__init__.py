@@ -1,6 +1,13 @@
 """Procedural synthetic action videos: the embedded default dataset.
 
-skeleton (bodies and forward kinematics) -> motions (the class grammar) -> camera, scene ->
+skeleton (bodies, forward kinematics) -> motions (the class grammar) -> camera, scene ->
 raster (capsule rasteriser) -> render (one clip) -> sources (SourceItems for the shard writer)
-and files (plain video files).
+-> build (pre-training set + downstream suite as shards) or files (plain videos).
+probe measures how much one still frame reveals of a task's label.
+
+    from synapt_fast.synth import SynthSource, DownstreamSource, downstream_suite
 """
+
+from synapt_fast.synth.sources import DownstreamSource, SynthSource, downstream_suite
+
+__all__ = ["DownstreamSource", "SynthSource", "downstream_suite"]
