@@ -1,0 +1,66 @@
+"""Training checkpoints: written atomically, read back as data.
+
+A checkpoint is a dict in the IBM/SynAPT layout (`epoch`, `arch`, `state_dict`, `best_top1`,
+`optimizer`, `scheduler`) plus what an exact resume needs (`step`, `batch`: the loader position
+inside `epoch`, `scaler`, `rng`). So `synapt_fast.models.load_checkpoint(model, path)` reads our
+files as it reads SynAPT's released ones, and downstream recipes name them as `model.init`.
+
+Files in a run folder: `checkpoint.pth.tar` (the last state, every epoch and every N minutes)
+and `model_best.pth.tar` (the state with the best validation top-1 so far). Each is written to a
+temporary file in the same folder, flushed to disk, then renamed over the old one: a crash at any
+moment leaves the previous complete file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+LAST = "checkpoint.pth.tar"
+BEST = "model_best.pth.tar"
+FORMAT = "synapt-fast-checkpoint"
+
+
+def save_atomic(obj: dict, path: str | os.PathLike) -> None:
+    """`torch.save` to `<path>.tmp`, fsync, rename over `path`, fsync the folder."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load(path: str | os.PathLike) -> dict:
+    """A checkpoint as data (`weights_only=True`: loading never runs code from the file)."""
+    return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch (CPU and CUDA) generator states, as tensors and plain values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": list(random.getstate()[1]), "python_version": random.getstate()[0],
+             "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos),
+             "numpy_gauss": [int(has_gauss), float(cached)], "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate((state["python_version"], tuple(state["python"]), None))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"],
+                         int(state["numpy_gauss"][0]), float(state["numpy_gauss"][1])))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
