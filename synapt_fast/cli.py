@@ -298,6 +298,21 @@ def bench_shard(
     bench.run(clips=clips, repeats=repeats, quick=quick, out_dir=out_dir or bench.RESULTS)
 
 
+@bench_app.command("loader")
+def bench_loader(
+    clips: int = typer.Option(240, help="Clips in the benchmark split (3 s, 320x240 -> VP9 short side 128)."),
+    repeats: int = typer.Option(3, help="Timed epochs per contender and mode (median reported)."),
+    batch_size: int = typer.Option(8, help="Clips per batch."),
+    workers: int = typer.Option(2, help="DALI threads / DataLoader worker processes."),
+    quick: bool = typer.Option(False, help="12 clips, one mode, one repeat: a seconds-long smoke run."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where loader.{json,md} go (default: benchmarks/results)."),
+):
+    """DALI loader vs the DataLoader + PyAV reference vs a decode-only ceiling, per sampling mode."""
+    bench = _benchmark("bench_loader")
+    bench.run(clips=clips, repeats=repeats, batch_size=batch_size, workers=workers, quick=quick,
+              out_dir=out_dir or bench.RESULTS)
+
+
 @bench_app.command("model")
 def bench_model(
     quick: bool = typer.Option(False, help="Tiny models, fp32 + bf16 only: a few seconds."),

@@ -1,0 +1,251 @@
+"""Loader throughput: the DALI loader against the reference DataLoader + PyAV loader, per sampling mode.
+
+One shard split (N rendered 3 s 320x240 clips -> VP9, short side 128, GOP 32, 30 fps) read by:
+
+- `dali`: the default loader (DALI CPU decoder here; `workers` DALI threads), training mode:
+  random sampling, TSN multi-scale crop, flip, normalise, 112x112 float32 NCTHW;
+- `reference`: torch DataLoader with `workers` processes, webdataset + PyAV with keyframe
+  seeking, the same sampling and augmentation;
+- `decode-only`: DALI reader + decoder at the same frame indices and nothing else, the ceiling
+  the full DALI pipeline can approach.
+
+Per mode (segments 8x1, dense 8x1, dense 32x2): clips/s and frames/s, and CPU milliseconds per
+clip (all threads and worker processes: robust to other load on a shared machine), median of
+`repeats` timed epochs after a warm-up epoch, contenders alternated each repeat. Epochs are
+whole: the DALI loader's per-epoch pipeline (exact resume) pays for `prefetch` batches it
+computes past the end of each epoch, so tiny epochs understate it. Also the resident memory of a
+process running the DALI loader for 5 epochs (growth from epoch 2 to 5). Writes
+`benchmarks/results/loader.{json,md}`. Run: `synapt-fast bench loader [--quick]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODES = {
+    "segments 8x1": dict(mode="segments", num_frames=8),
+    "dense 8x1": dict(mode="dense", num_frames=8, interval=1),
+    "dense 32x2": dict(mode="dense", num_frames=32, interval=2),
+}
+
+
+def make_split(root: Path, clips: int) -> Path:
+    from synapt_fast.sampleclips import SampleSource
+    from synapt_fast.sharding import ShardOptions, shard_source
+    from synapt_fast.transcode import EncodeOptions
+
+    out = root / "bench" / "train"
+    shard_source(SampleSource(6, clips // 6, 90, 320, 240), out, ShardOptions("bench", "train", workers=2),
+                 EncodeOptions(short_side=128, gop=32))
+    return out
+
+
+def decode_only(split: Path, sampling, batch_size: int, workers: int):
+    """A DALI pipeline of reader + decoder only, iterated like the loader (one epoch per call)."""
+    import nvidia.dali.fn as fn
+    import nvidia.dali.types as types
+    from nvidia.dali import pipeline_def
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+    from synapt_fast.loader.dali_loader import DaliOps
+    from synapt_fast.loader.sampling import indices
+    from synapt_fast.manifest import Manifest
+
+    m = Manifest.load(split)
+
+    @pipeline_def(batch_size=batch_size, num_threads=workers, device_id=None, seed=0)
+    def pipe():
+        video, nframes = fn.readers.webdataset(
+            paths=[str(split / s.tar) for s in m.shards], index_paths=[str(split / s.index) for s in m.shards],
+            ext=[m.video_ext, "nframes.i32"], dtypes=[types.UINT8, types.INT32], random_shuffle=True,
+            pad_last_batch=True, dont_use_mmap=True, name="reader")
+        n = fn.cast(nframes, dtype=types.FLOAT)
+        r = sampling.num_randoms(True)
+        u = fn.random.uniform(range=[0.0, 1.0], shape=[r]) if r else None
+        idx = fn.cast(indices(sampling, n, u, True, DaliOps), dtype=types.INT32)
+        return fn.decoders.video(video, frames=idx, pad_mode="edge")
+
+    p = pipe()
+    p.build()
+    it = DALIGenericIterator([p], ["video"], reader_name="reader", last_batch_policy=LastBatchPolicy.PARTIAL,
+                             auto_reset=True)
+
+    class Epochs:
+        def __iter__(self):
+            yield from it
+
+    return Epochs()
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                out += [int(child), *_descendants(int(child))]
+    except OSError:
+        pass
+    return out
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its live descendants (DataLoader workers).
+
+    On a shared machine wall-clock rates swing with other load; CPU seconds per clip do not, and
+    on an idle machine with c cores a loader's rate approaches c / (CPU seconds per clip).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in [os.getpid(), *_descendants(os.getpid())]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            pass
+    return total / tick
+
+
+def time_epoch(loader) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, clips) of one epoch."""
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    n = 0
+    for b in loader:
+        n += (b.label if hasattr(b, "label") else b[0]["video"]).shape[0]
+    return time.perf_counter() - t0, cpu_seconds() - c0, n
+
+
+def rss_growth(split: Path, epochs: int = 5) -> dict:
+    """Resident memory of a fresh process running the DALI loader for `epochs` epochs."""
+    code = f"""
+import json
+from synapt_fast.loader import Sampling, Transform, make_loader
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS'):
+            return int(line.split()[1]) / 1024
+loader = make_loader({str(split)!r}, Sampling('segments', 8), Transform(size=112), train=True, batch_size=8)
+out = []
+for e in range({epochs}):
+    for b in loader:
+        pass
+    out.append(rss())
+print(json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    mib = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"rss_mib_per_epoch": [round(x, 1) for x in mib],
+            "growth_epoch2_to_5": round(mib[-1] / mib[1] - 1, 4) if len(mib) >= 5 else None}
+
+
+def run(clips: int = 240, repeats: int = 3, batch_size: int = 8, workers: int = 2, out_dir: Path = RESULTS,
+        quick: bool = False) -> dict:
+    from synapt_fast.loader import Sampling, Transform, make_loader
+    from synapt_fast.machine import machine_info
+
+    if quick:
+        clips, repeats = 12, 1
+    modes = dict(list(MODES.items())[:1]) if quick else MODES
+    transform = Transform(size=112, layout="NCTHW")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        split = make_split(Path(tmp), clips)
+        for name, spec in modes.items():
+            sampling = Sampling(**spec)
+            loaders = {
+                "dali": make_loader(split, sampling, transform, train=True, batch_size=batch_size, workers=workers),
+                "reference": make_loader(split, sampling, transform, train=True, batch_size=batch_size,
+                                         backend="reference", workers=workers),
+                "decode-only": decode_only(split, sampling, batch_size, workers),
+            }
+            for loader in loaders.values():
+                time_epoch(loader)  # warm-up: pipeline build, worker start, page cache
+            times = {k: [] for k in loaders}
+            cpu = {k: [] for k in loaders}
+            for r in range(repeats):
+                for k in (list(loaders) if r % 2 == 0 else list(reversed(loaders))):
+                    seconds, cpu_s, n = time_epoch(loaders[k])
+                    times[k].append(n / seconds)
+                    cpu[k].append(1000 * cpu_s / n)
+                    print(f"{name:13s} repeat {r + 1}/{repeats} {k:11s} {n / seconds:8.1f} clips/s "
+                          f"{1000 * cpu_s / n:7.2f} CPU ms/clip", flush=True)
+            t = sampling.frames_per_clip()
+            med = {k: statistics.median(v) for k, v in times.items()}
+            cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
+            results[name] = {
+                "clips_per_s": {k: round(v, 1) for k, v in med.items()},
+                "frames_per_s": {k: round(v * t, 1) for k, v in med.items()},
+                "cpu_ms_per_clip": {k: round(v, 2) for k, v in cpu_med.items()},
+                "per_repeat_clips_per_s": {k: [round(x, 1) for x in v] for k, v in times.items()},
+                "dali_over_reference": round(med["dali"] / med["reference"], 3),
+                "dali_over_reference_cpu": round(cpu_med["reference"] / cpu_med["dali"], 3),
+                "dali_share_of_decode_ceiling": round(med["dali"] / med["decode-only"], 3),
+            }
+            del loaders
+        memory = rss_growth(split, epochs=5 if not quick else 2)
+    record = {
+        "benchmark": "loader",
+        "machine": machine_info(),
+        "params": {"clips": clips, "source": "3 s 320x240 rendered, 30 fps", "shards": "VP9 short side 128, GOP 32",
+                   "output": "112x112 float32 NCTHW, train mode (multi-scale crop, flip)", "batch_size": batch_size,
+                   "workers": workers, "repeats": repeats},
+        "modes": results,
+        "memory": memory,
+        "quick": quick,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = "loader_quick" if quick else "loader"
+    (out_dir / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out_dir / f"{stem}.md").write_text(to_markdown(record))
+    print(to_markdown(record))
+    return record
+
+
+def to_markdown(r: dict) -> str:
+    m, p = r["machine"], r["params"]
+    lines = [
+        "# Loader throughput", "",
+        f"{p['clips']} clips ({p['source']}) in {p['shards']} shards -> {p['output']}; batch {p['batch_size']}, "
+        f"{p['workers']} workers (DALI threads / DataLoader processes); median of {p['repeats']} epochs after a "
+        "warm-up epoch, contenders alternated.", "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPUs: {m['gpus'] or 'none'}; "
+        f"Python {m['python']}; {', '.join(f'{k} {v}' for k, v in m['versions'].items())}.", "",
+        "| mode | dali clips/s | reference clips/s | decode-only clips/s | dali frames/s | dali / reference | "
+        "dali / decode-only | CPU ms/clip dali / reference / decode-only | dali / reference by CPU time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, x in r["modes"].items():
+        c, f, u = x["clips_per_s"], x["frames_per_s"], x["cpu_ms_per_clip"]
+        lines.append(f"| {name} | {c['dali']:.1f} | {c['reference']:.1f} | {c['decode-only']:.1f} | {f['dali']:.0f} | "
+                     f"{x['dali_over_reference']:.2f}x | {x['dali_share_of_decode_ceiling']:.0%} | "
+                     f"{u['dali']:.1f} / {u['reference']:.1f} / {u['decode-only']:.1f} | "
+                     f"{x['dali_over_reference_cpu']:.2f}x |")
+    mem = r["memory"]
+    growth = mem["growth_epoch2_to_5"]
+    lines += ["", f"DALI loader resident memory per epoch (MiB): {mem['rss_mib_per_epoch']}; growth epoch 2 -> 5: "
+              + (f"{growth:.1%}" if growth is not None else "n/a (quick)")]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=240)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    a = ap.parse_args(argv)
+    run(a.clips, a.repeats, a.batch_size, a.workers, a.out_dir, a.quick)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
