@@ -23,7 +23,16 @@ from synapt_fast.sharding import ShardOptions, shard_source
 from synapt_fast.transcode import EncodeOptions, decode_all
 from synapt_fast.verify import ShardError
 
+# The DALI loader with each of its sources, and the reference loader.
+BACKENDS = ["dali", "dali-seek", "reference"]
 RAW = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255, 1 / 255, 1 / 255))  # normalisation that keeps pixel values
+
+
+def loader_for(backend: str, *args, **kw):
+    if backend == "dali-seek":
+        return make_loader(*args, backend="dali", source="seek", **kw)
+    return make_loader(*args, backend=backend, source="reader", **kw) if backend == "dali" else \
+        make_loader(*args, backend=backend, **kw)
 
 
 def _split(root: Path, name: str, source, **encode) -> Path:
@@ -42,16 +51,20 @@ def splits(tmp_path_factory):
     }
 
 
-@pytest.mark.parametrize("backend", ["dali", "reference"])
-@pytest.mark.parametrize("sampling,train,views", [
-    (Sampling("segments", 8), True, None), (Sampling("segments", 4, frames_per_segment=2), False, 1),
-    (Sampling("dense", 8, interval=2), True, None), (Sampling("dense", 8, interval=2, num_clips=2), False, 2),
-    (Sampling("uniform", 8), False, 1)])
-@pytest.mark.parametrize("layout,dtype,crops", [("NCTHW", "float32", 1), ("NTCHW", "float16", 3)])
+SHAPE_CASES = [(Sampling("segments", 8), True, None), (Sampling("segments", 4, frames_per_segment=2), False, 1),
+               (Sampling("dense", 8, interval=2), True, None), (Sampling("dense", 8, interval=2, num_clips=2), False, 2),
+               (Sampling("uniform", 8), False, 1)]
+LAYOUTS = [("NCTHW", "float32", 1), ("NTCHW", "float16", 3)]
+
+
+# Every case on DALI's reader; the other two loaders (slower to start) on a cross-section.
+@pytest.mark.parametrize("backend,sampling,train,views,layout,dtype,crops", [
+    *[("dali", *case, *lay) for case in SHAPE_CASES for lay in LAYOUTS],
+    *[(b, *SHAPE_CASES[i], *LAYOUTS[j]) for b in ("dali-seek", "reference") for i, j in ((0, 0), (2, 1), (3, 1))]])
 def test_shapes_layouts_dtypes(splits, backend, sampling, train, views, layout, dtype, crops):
     t = Transform(size=64, layout=layout, dtype=dtype, eval_crops=crops,
                   train_crop="random_resized" if layout == "NTCHW" else "multiscale")
-    loader = make_loader(splits["main"], sampling, t, train=train, batch_size=5, backend=backend, workers=1)
+    loader = loader_for(backend, splits["main"], sampling, t, train=train, batch_size=5, workers=1)
     batches = list(loader)
     assert len(batches) == len(loader) == 3 and sum(len(b.label) for b in batches) == 12
     clip = (3, 8, 64, 64) if layout == "NCTHW" else (8, 3, 64, 64)
@@ -74,13 +87,14 @@ def _pyav_reference(split: Path, size: int) -> dict[int, np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("backend", ["dali", "reference"])
-@pytest.mark.parametrize("sampling", [Sampling("segments", 8), Sampling("dense", 8, interval=3), Sampling("uniform", 6)])
+@pytest.mark.parametrize("backend,sampling", [
+    ("dali", Sampling("segments", 8)), ("dali", Sampling("dense", 8, interval=3)), ("dali", Sampling("uniform", 6)),
+    ("dali-seek", Sampling("dense", 8, interval=3)), ("reference", Sampling("segments", 8))])
 def test_frames_equal_pyav_frames_for_the_same_indices(splits, backend, sampling):
     t = Transform(size=128, resize_ratio=1.0, layout="NTCHW", **RAW)
     decoded = _pyav_reference(splits["main"], 128)
     seen = 0
-    for b in make_loader(splits["main"], sampling, t, train=False, batch_size=4, backend=backend, workers=1):
+    for b in loader_for(backend, splits["main"], sampling, t, train=False, batch_size=4, workers=1):
         got = b.video[:, 0].permute(0, 1, 3, 4, 2).numpy()  # B, T, H, W, 3
         for clip, pos in zip(got, b.pos.tolist()):
             frames = decoded[pos]
@@ -97,13 +111,13 @@ def test_frames_equal_pyav_frames_for_the_same_indices(splits, backend, sampling
     assert seen == 12
 
 
-@pytest.mark.parametrize("backend", ["dali", "reference"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("crop", ["multiscale", "random_resized"])
 def test_the_same_augmentation_applies_to_every_frame(splits, backend, crop):
     t = Transform(size=64, train_crop=crop, layout="NTCHW", **RAW)
     crops = []
-    for b in make_loader(splits["static"], Sampling("segments", 6), t, train=True, batch_size=2, backend=backend,
-                         seed=3, workers=1):
+    for b in loader_for(backend, splits["static"], Sampling("segments", 6), t, train=True, batch_size=2, seed=3,
+                        workers=1):
         for clip in b.video:  # T, 3, H, W of a still clip: every frame must be cropped the same
             # (lossy VP9 leaves a still clip's frames a few levels apart; a different crop of the
             # textured background would differ by far more)
@@ -113,11 +127,10 @@ def test_the_same_augmentation_applies_to_every_frame(splits, backend, crop):
     assert max((crops[0] - c).abs().mean() for c in crops[1:]) > 5
 
 
-@pytest.mark.parametrize("backend", ["dali", "reference"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_short_clips_repeat_the_last_frame_never_black(splits, backend):
     t = Transform(size=128, resize_ratio=1.0, layout="NTCHW", **RAW)
-    for b in make_loader(splits["short"], Sampling("dense", 8), t, train=False, batch_size=4, backend=backend,
-                         workers=1):
+    for b in loader_for(backend, splits["short"], Sampling("dense", 8), t, train=False, batch_size=4, workers=1):
         clips = b.video[:, 0]  # B, 8, 3, H, W from 3-frame clips
         for clip in clips:
             assert (clip[2:] - clip[2]).abs().max() < 1e-3
@@ -132,30 +145,37 @@ def test_h264_shards_are_refused_on_cpu_with_the_codec_to_use(tmp_path):
         make_loader(split, Sampling(), Transform(), train=True, batch_size=2, decode="gpu")
 
 
-@pytest.mark.parametrize("backend", ["dali", "reference"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_truncated_shard_is_refused_before_dali_opens_it(splits, tmp_path, backend):
     split = tmp_path / "t" / "train"
     shutil.copytree(splits["main"], split)
     tar = split / Manifest.load(split).shards[1].tar
     tar.write_bytes(tar.read_bytes()[:5000])
     with pytest.raises(ShardError, match=f"{tar.name}: truncated"):
-        make_loader(split, Sampling(), Transform(), train=True, batch_size=2, backend=backend)
+        loader_for(backend, split, Sampling(), Transform(), train=True, batch_size=2)
 
 
-def test_same_seed_same_batches_and_exact_resume(splits):
-    def run(seed, epoch=1, start=0):
-        loader = make_loader(splits["main"], Sampling("segments", 4), Transform(size=48), train=True, batch_size=3,
-                             seed=seed)
+@pytest.mark.parametrize("source", ["reader", "seek"])
+def test_same_seed_same_batches_and_exact_resume(splits, source):
+    def loader(seed):
+        return make_loader(splits["main"], Sampling("dense", 4, interval=2), Transform(size=48), train=True,
+                           batch_size=3, seed=seed, source=source, workers=1)
+
+    def run(loader, epoch, start=0):
         return [(b.pos.tolist(), b.video.clone()) for b in loader.iterate(epoch, start_batch=start)]
 
-    a, b, c = run(7), run(7), run(8)
+    first = loader(7)
+    a, a2 = run(first, 1), run(first, 2)  # epochs 1 and 2 in sequence (the seek pipeline carries on)
+    b, c = run(loader(7), 1), run(loader(8), 1)
     assert all(x[0] == y[0] and torch.equal(x[1], y[1]) for x, y in zip(a, b))
     assert any(x[0] != y[0] or not torch.equal(x[1], y[1]) for x, y in zip(a, c))
-    resumed = run(7, start=2)
+    resumed = run(loader(7), 1, start=2)
     assert [p for p, _ in resumed] == [p for p, _ in a[2:]]
     assert all(torch.equal(x[1], y[1]) for x, y in zip(resumed, a[2:]))
-    # Another epoch is another order.
-    assert [p for p, _ in run(7, epoch=2)] != [p for p, _ in a]
+    # Another epoch is another order, and the same whether reached in sequence or directly.
+    assert [p for p, _ in a2] != [p for p, _ in a]
+    direct = run(loader(7), 2)
+    assert all(x[0] == y[0] and torch.equal(x[1], y[1]) for x, y in zip(a2, direct))
 
 
 DDP_SCRIPT = r"""
@@ -163,30 +183,37 @@ import json, sys
 import torch.distributed as dist
 from synapt_fast.loader import Sampling, Transform, make_loader
 
-dist.init_process_group("gloo")
-rank, world = dist.get_rank(), dist.get_world_size()
-split, out = sys.argv[1], sys.argv[2]
-record = {}
-for name, train in (("train", True), ("eval", False)):
-    loader = make_loader(split, Sampling("segments", 4), Transform(size=32), train=train, batch_size=3,
-                         rank=rank, world_size=world, seed=0)
-    for epoch in range(2):
-        seen = [p for b in loader for p in b.pos.tolist()]
-        gathered = [None] * world
-        dist.all_gather_object(gathered, seen)
-        record[f"{name}{epoch}"] = gathered
-if rank == 0:
-    json.dump(record, open(out, "w"))
-dist.destroy_process_group()
+
+def main(split, out, source):
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    record = {}
+    for name, train in (("train", True), ("eval", False)):
+        loader = make_loader(split, Sampling("dense", 4), Transform(size=32), train=train, batch_size=3,
+                             rank=rank, world_size=world, seed=0, source=source, workers=1)
+        for epoch in range(2):
+            seen = [p for b in loader for p in b.pos.tolist()]
+            gathered = [None] * world
+            dist.all_gather_object(gathered, seen)
+            record[f"{name}{epoch}"] = gathered
+    if rank == 0:
+        json.dump(record, open(out, "w"))
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":  # the seek source's worker processes re-import this file
+    main(*sys.argv[1:4])
 """
 
 
-def test_two_process_torchrun_sees_every_sample_once_per_epoch(splits, tmp_path):
+@pytest.mark.parametrize("source", ["reader", "seek"])
+def test_two_process_torchrun_sees_every_sample_once_per_epoch(splits, tmp_path, source):
     script = tmp_path / "ddp_loader.py"
     script.write_text(DDP_SCRIPT)
     out = tmp_path / "seen.json"
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29531", str(script), str(splits["main"]), str(out)],
+                           "--master_port", str(29531 + (source == "seek")), str(script), str(splits["main"]),
+                           str(out), source],
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(out.read_text())

@@ -83,26 +83,49 @@ def _train_crop(frames, t: Transform):
                      roi_relative=False, antialias=False)
 
 
-@pipeline_def(enable_conditionals=False)
-def video_pipeline(paths, index_paths, video_ext, sampling: Sampling, transform: Transform, train: bool,
-                   decode: str, shard_id: int, num_shards: int, stick_to_shard: bool, shuffle_buffer: int,
-                   use_mmap: bool):
+def _reader_input(paths, index_paths, video_ext, sampling, train, decode, shard_id, num_shards, shuffle_buffer,
+                  use_mmap):
+    """DALI's own webdataset reader and video decoder: frame indices and crop drawn in the graph."""
     video, label, nframes, pos = fn.readers.webdataset(
         paths=paths, index_paths=index_paths, ext=[video_ext, "label.i32", "nframes.i32", "pos.i32"],
         dtypes=[types.UINT8, types.INT32, types.INT32, types.INT32], missing_component_behavior="error",
         random_shuffle=train, initial_fill=shuffle_buffer, shard_id=shard_id, num_shards=num_shards,
-        stick_to_shard=stick_to_shard, pad_last_batch=True, dont_use_mmap=not use_mmap, name="reader")
+        stick_to_shard=True, pad_last_batch=True, dont_use_mmap=not use_mmap, name="reader")
     n = fn.cast(nframes, dtype=types.FLOAT)
     r = sampling.num_randoms(train)
     u = fn.random.uniform(range=[0.0, 1.0], shape=[r]) if r else None
     idx = fn.cast(indices(sampling, n, u, train, DaliOps), dtype=types.INT32)
     frames = fn.decoders.video(video, device="mixed" if decode == "gpu" else "cpu", frames=idx, pad_mode="edge")
+    return frames, label, pos
+
+
+@pipeline_def(enable_conditionals=False)
+def video_pipeline(transform: Transform, train: bool, reader: dict | None = None, seek_source=None):
+    """Decoded frames from DALI's reader (`reader`: its arguments) or from a `SeekingSource`,
+    then the shared crop / resize / flip / normalise / views graph."""
     t = transform
+    if seek_source is None:
+        frames, label, pos = _reader_input(train=train, **reader)
+        if train:
+            frames = _train_crop(frames, t)
+            mirror = fn.random.coin_flip() if t.flip else 0
+    else:
+        n = 5 if train else 3  # + crop box and flip when training
+        frames, label, pos, *aug = fn.external_source(
+            source=seek_source, num_outputs=n, batch=True, batch_info=True, parallel=True,
+            layout=["FHWC", "", "", "", ""][:n],
+            dtype=[types.UINT8, types.INT32, types.INT32, types.FLOAT, types.INT32][:n])
+        if train:
+            box, flip = aug
+            if t.train_crop == "center":
+                frames = fn.resize(frames, resize_shorter=t.eval_short_side, antialias=False)
+            else:
+                frames = fn.resize(frames, size=[t.size, t.size], roi_start=box[0:2], roi_end=box[0:2] + box[2:4],
+                                   roi_relative=False, antialias=False)
+            mirror = fn.reshape(flip, shape=[])
     common = dict(dtype=types.FLOAT16 if t.dtype == "float16" else types.FLOAT,
                   mean=[m * 255 for m in t.mean], std=[s * 255 for s in t.std])
     if train:
-        frames = _train_crop(frames, t)
-        mirror = fn.random.coin_flip() if t.flip else 0
         crop = dict(crop=(t.size, t.size)) if t.train_crop == "center" else {}
         layout = "CFHW" if t.layout == "NCTHW" else "FCHW"
         out = fn.crop_mirror_normalize(frames, mirror=mirror, output_layout=layout, **crop, **common)
@@ -116,36 +139,63 @@ def video_pipeline(paths, index_paths, video_ext, sampling: Sampling, transform:
     return out, label, pos
 
 
+def choose_source(requested: str, device: str, sampling: Sampling, mean_frames: float) -> str:
+    """`reader` (DALI decodes) or `seek` (PyAV seeks, DALI augments).
+
+    `auto`: on the GPU always the reader (NVDEC). On the CPU, DALI's decoder reads every frame
+    from the first to the last one sampled, so seeking wins when a dense clip covers a small
+    part of the video (measured on 3 s clips: dense 8x1 ~1.5x less CPU per clip with seeking;
+    dense 32x2 and TSN segments, which span most of the clip, are cheaper in DALI).
+    """
+    if requested not in ("auto", "reader", "seek"):
+        raise ValueError(f"source must be auto, reader or seek, got {requested!r}")
+    if requested != "auto":
+        return requested
+    if device == "gpu" or sampling.mode != "dense":
+        return "reader"
+    return "seek" if 3 * sampling.span() <= mean_frames else "reader"
+
+
 class DaliVideoLoader:
     """Iterates `Batch`es of one epoch of this rank's share of a shard split.
 
     Training: shuffled, randomly sampled and augmented; every sample is seen exactly once per
     epoch across ranks (ranks may get one batch more or less: train under DDP's `Join`).
     Evaluation: deterministic views (`Batch.video` is [B, V, ...]); every sample appears once
-    across ranks. Epoch `e` is a pure function of (seed, e, rank): the pipeline is rebuilt per
-    epoch with its own seed and its reader shard `(rank + e) % world_size` (rotating, so samples
-    move between ranks), which makes a resume mid-epoch exact: `iterate(epoch, start_batch)`.
+    across ranks. Ranks read a contiguous shard of the split, `(rank + epoch) % world_size`, so
+    samples move between ranks from epoch to epoch.
+
+    Epoch `e` is a pure function of (seed, e, rank), which makes a mid-epoch resume exact:
+    `iterate(epoch, start_batch)`. With the `reader` source the pipeline is rebuilt per epoch with
+    its own seed (and pays for the `prefetch` batches it computes past each epoch's end); the
+    `seek` source draws every random choice from (seed, epoch, sample) and keeps one pipeline.
     A split that fails the quick check, or whose codec the chosen decoder cannot read, is refused
     before DALI opens it.
     """
 
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
-                 batch_size: int, decode: str = "auto", rank: int = 0, world_size: int = 1, seed: int = 0,
-                 workers: int = 2, prefetch: int = 2, shuffle_buffer: int = 256, use_mmap: bool = False):
-        split_dir = Path(split_dir)
+                 batch_size: int, decode: str = "auto", source: str = "auto", rank: int = 0, world_size: int = 1,
+                 seed: int = 0, workers: int = 2, prefetch: int = 2, shuffle_buffer: int = 256,
+                 use_mmap: bool = False):
+        self.split_dir = split_dir = Path(split_dir)
         self.manifest = quick_check(split_dir)
         self.device = decode_device(self.manifest.codec, decode)
         _fewer_malloc_arenas()
+        mean_frames = self.manifest.num_frames / max(1, self.manifest.num_samples)
+        self.source = choose_source(source, self.device, sampling, mean_frames)
         self.sampling, self.transform, self.train = sampling, transform, train
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
-        self.epoch = 0
+        self.workers, self.epoch = workers, 0
         self._pipe_kwargs = dict(
+            transform=transform, train=train, batch_size=batch_size, num_threads=workers,
+            prefetch_queue_depth=prefetch,
+            device_id=int(os.environ.get("LOCAL_RANK", 0)) if self.device == "gpu" else None)
+        self._reader = dict(
             paths=[str(split_dir / s.tar) for s in self.manifest.shards],
             index_paths=[str(split_dir / s.index) for s in self.manifest.shards],
-            video_ext=self.manifest.video_ext, sampling=sampling, transform=transform, train=train,
-            decode=self.device, num_shards=world_size, shuffle_buffer=shuffle_buffer, use_mmap=use_mmap,
-            batch_size=batch_size, num_threads=workers, prefetch_queue_depth=prefetch,
-            device_id=int(os.environ.get("LOCAL_RANK", 0)) if self.device == "gpu" else None)
+            video_ext=self.manifest.video_ext, sampling=sampling, decode=self.device, num_shards=world_size,
+            shuffle_buffer=shuffle_buffer, use_mmap=use_mmap)
+        self._seek = None  # (iterator, pipeline, next epoch, next batch) of the persistent seek pipeline
 
     def _shard(self, epoch: int) -> int:
         return (self.rank + epoch) % self.world_size
@@ -166,23 +216,51 @@ class DaliVideoLoader:
         self.epoch += 1
 
     def iterate(self, epoch: int, start_batch: int = 0):
-        """Batches of `epoch` from batch `start_batch` on (earlier ones are read and dropped)."""
-        pipe = video_pipeline(**self._pipe_kwargs, shard_id=self._shard(epoch), stick_to_shard=True,
+        """Batches of `epoch` from batch `start_batch` on."""
+        if self.source == "seek":
+            batches = self._seek_batches(epoch, start_batch)
+        else:
+            batches = self._reader_batches(epoch, start_batch)
+        clips = self.sampling.clips(self.train)
+        for out in batches:
+            d = out[0]
+            # The reader gives every rank the same number of batches; a rank whose shard is one
+            # sample smaller gets an empty last batch, which is no batch at all.
+            if d["label"].numel() == 0:
+                continue
+            video = d["video"]
+            if not self.train:
+                video = arrange_eval(video, clips, self.transform.layout)
+            yield Batch(video=video, label=d["label"].view(-1).long(), pos=d["pos"].view(-1).long())
+
+    def _reader_batches(self, epoch: int, start_batch: int):
+        pipe = video_pipeline(**self._pipe_kwargs, reader=dict(self._reader, shard_id=self._shard(epoch)),
                               seed=self.seed + 7919 * epoch + 1000003 * self.rank)
         pipe.build()
         it = DALIGenericIterator([pipe], ["video", "label", "pos"], reader_name="reader",
                                  last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=False)
-        clips = self.sampling.clips(self.train)
         try:
             for i, out in enumerate(it):
-                d = out[0]
-                # The iterator gives every rank the same number of batches; a rank whose shard
-                # is one sample smaller gets an empty last batch, which is no batch at all.
-                if i < start_batch or d["label"].numel() == 0:
-                    continue
-                video = d["video"]
-                if not self.train:
-                    video = arrange_eval(video, clips, self.transform.layout)
-                yield Batch(video=video, label=d["label"].view(-1).long(), pos=d["pos"].view(-1).long())
+                if i >= start_batch:  # earlier batches are decoded and dropped (exact resume)
+                    yield out
         finally:
             del it, pipe  # free the pipeline's buffers before the next epoch builds its own
+
+    def _seek_batches(self, epoch: int, start_batch: int):
+        from .seek_source import SeekingSource
+
+        if self._seek is None or self._seek[2:] != (epoch, start_batch):
+            self._seek = None  # drop the old pipeline (and its workers) first
+            src = SeekingSource(self.split_dir, self.manifest, self.sampling, self.transform, self.train,
+                                self.rank, self.world_size, self.seed, self.batch_size, epoch,
+                                start_batch * self.batch_size)
+            pipe = video_pipeline(**self._pipe_kwargs, seek_source=src, seed=self.seed + 1000003 * self.rank,
+                                  py_num_workers=self.workers, py_start_method="spawn")
+            pipe.build()
+            it = DALIGenericIterator([pipe], ["video", "label", "pos"], last_batch_policy=LastBatchPolicy.PARTIAL,
+                                     auto_reset=True)
+            self._seek = (it, pipe, epoch, start_batch)
+        it = self._seek[0]
+        yield from it
+        # The pipeline carries on into the next epoch, already prefetching it.
+        self._seek = (it, self._seek[1], epoch + 1, 0)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..verify import quick_check
 from .batch import Batch, arrange_eval
-from .sampling import Sampling, numpy_indices
+from .sampling import Sampling, numpy_indices, rank_positions
 from .transforms import Transform, numpy_multiscale_box, numpy_random_resized_box
 
 
@@ -125,12 +125,7 @@ class _Samples(IterableDataset):
 
     def positions(self, epoch: int) -> np.ndarray:
         """This rank's samples in `epoch`, in the order they are read."""
-        n, w = self.manifest.num_samples, self.world_size
-        i = (self.rank + epoch) % w
-        pos = np.arange(n * i // w, n * (i + 1) // w)
-        if self.train:
-            pos = np.random.default_rng([self.seed, epoch, self.rank]).permutation(pos)
-        return pos
+        return rank_positions(self.manifest.num_samples, self.rank, self.world_size, epoch, self.seed, self.train)
 
     def __iter__(self):
         info = get_worker_info()

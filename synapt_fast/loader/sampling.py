@@ -112,3 +112,11 @@ def numpy_indices(s: Sampling, n: int, train: bool, rng: np.random.Generator | N
     r = s.num_randoms(train)
     u = (rng or np.random.default_rng()).random(r) if r else None
     return indices(s, np.float64(n), u, train).astype(np.int64)
+
+
+def rank_positions(num_samples: int, rank: int, world_size: int, epoch: int, seed: int, train: bool) -> np.ndarray:
+    """This rank's samples in `epoch` in reading order: DALI's contiguous shard `(rank + epoch) %
+    world_size` of the split (rotating between epochs), shuffled when training."""
+    i = (rank + epoch) % world_size
+    pos = np.arange(num_samples * i // world_size, num_samples * (i + 1) // world_size)
+    return np.random.default_rng([seed, epoch, rank]).permutation(pos) if train else pos
