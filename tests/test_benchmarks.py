@@ -24,6 +24,7 @@ def test_bench_loader_quick(tmp_path):
     run_cli("bench", "loader", "--quick", "--out-dir", str(tmp_path))
     record = json.loads((tmp_path / "loader_quick.json").read_text())
     mode = record["modes"]["segments 8x1"]
-    assert set(mode["clips_per_s"]) == {"dali", "reference", "decode-only"}
-    assert all(v > 0 for v in mode["clips_per_s"].values()) and mode["cpu_ms_per_clip"]["dali"] > 0
+    assert set(mode["clips_per_s"]) == {"dali-reader", "dali-seek", "reference", "decode-only", "default"}
+    assert all(v > 0 for v in mode["clips_per_s"].values()) and mode["cpu_ms_per_clip"]["default"] > 0
+    assert mode["default_source"] == "dali-reader"  # TSN segments span the clip: DALI's decoder wins
     assert len(record["memory"]["rss_mib_per_epoch"]) == 2
