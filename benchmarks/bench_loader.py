@@ -5,8 +5,7 @@ One shard split (N rendered 3 s 320x240 clips -> VP9, short side 128, GOP 32, 30
 - `dali-reader`: the DALI loader with DALI's reader and CPU decoder (`workers` DALI threads),
   training mode: random sampling, TSN multi-scale crop, flip, normalise, 112x112 float32 NCTHW;
 - `dali-seek`: the DALI loader with its seeking source (PyAV in `workers` DALI worker processes,
-  the same DALI augmentation graph). The default loader picks one of the two per mode
-  (`source="auto"`); the ratios are the default's;
+  the same DALI augmentation graph). The default is `dali-reader`; the ratios are the default's;
 - `reference`: torch DataLoader with `workers` processes, webdataset + PyAV with keyframe
   seeking, the same sampling and augmentation;
 - `decode-only`: DALI reader + decoder at the same frame indices and nothing else, the ceiling

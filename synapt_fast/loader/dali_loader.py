@@ -139,23 +139,6 @@ def video_pipeline(transform: Transform, train: bool, reader: dict | None = None
     return out, label, pos
 
 
-def choose_source(requested: str, device: str, sampling: Sampling, mean_frames: float) -> str:
-    """`reader` (DALI decodes) or `seek` (PyAV seeks, DALI augments).
-
-    `auto`: on the GPU always the reader (NVDEC). On the CPU, DALI's decoder reads every frame
-    from the first to the last one sampled, so seeking wins when a dense clip covers a small
-    part of the video (measured on 3 s clips: dense 8x1 ~1.5x less CPU per clip with seeking;
-    dense 32x2 and TSN segments, which span most of the clip, are cheaper in DALI).
-    """
-    if requested not in ("auto", "reader", "seek"):
-        raise ValueError(f"source must be auto, reader or seek, got {requested!r}")
-    if requested != "auto":
-        return requested
-    if device == "gpu" or sampling.mode != "dense":
-        return "reader"
-    return "seek" if 3 * sampling.span() <= mean_frames else "reader"
-
-
 class DaliVideoLoader:
     """Iterates `Batch`es of one epoch of this rank's share of a shard split.
 
@@ -164,6 +147,11 @@ class DaliVideoLoader:
     Evaluation: deterministic views (`Batch.video` is [B, V, ...]); every sample appears once
     across ranks. Ranks read a contiguous shard of the split, `(rank + epoch) % world_size`, so
     samples move between ranks from epoch to epoch.
+
+    Sources: `reader` (default: DALI's webdataset reader and video decoder, GPU or CPU) or
+    `seek` (PyAV with keyframe seeking in DALI's parallel external-source workers, then the same
+    DALI augmentation graph; measured slower on the CPU in every sampling mode, see
+    benchmarks/README.md, and kept as an option for long videos sampled sparsely).
 
     Epoch `e` is a pure function of (seed, e, rank), which makes a mid-epoch resume exact:
     `iterate(epoch, start_batch)`. With the `reader` source the pipeline is rebuilt per epoch with
@@ -174,15 +162,16 @@ class DaliVideoLoader:
     """
 
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
-                 batch_size: int, decode: str = "auto", source: str = "auto", rank: int = 0, world_size: int = 1,
+                 batch_size: int, decode: str = "auto", source: str = "reader", rank: int = 0, world_size: int = 1,
                  seed: int = 0, workers: int = 2, prefetch: int = 2, shuffle_buffer: int = 256,
                  use_mmap: bool = False):
         self.split_dir = split_dir = Path(split_dir)
         self.manifest = quick_check(split_dir)
         self.device = decode_device(self.manifest.codec, decode)
         _fewer_malloc_arenas()
-        mean_frames = self.manifest.num_frames / max(1, self.manifest.num_samples)
-        self.source = choose_source(source, self.device, sampling, mean_frames)
+        if source not in ("reader", "seek"):
+            raise ValueError(f"source must be 'reader' or 'seek', got {source!r}")
+        self.source = source
         self.sampling, self.transform, self.train = sampling, transform, train
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
         self.workers, self.epoch = workers, 0

@@ -4,7 +4,9 @@ DALI 2.4's CPU video decoder never seeks: a clip costs a decode from frame 0 to 
 asked for, whatever the GOP. For short dense clips (8 frames at a random start) that is about
 twice the frames a keyframe-seeking decoder needs. This source decodes with PyAV, seeking to the
 keyframe before the first wanted frame (`reference.decode_frames`), in worker processes, and
-hands the frames to the same DALI crop / resize / flip / normalise graph.
+hands the frames to the same DALI crop / resize / flip / normalise graph. On 3 s clips it did
+not beat DALI's own decoder (benchmarks/README.md); it is the `source="seek"` option for long
+videos sampled sparsely, where decoding from frame 0 costs most.
 
 Every random choice (frame offsets, crop box, flip) is drawn here from a generator keyed by
 (seed, epoch, sample position), so an epoch is reproducible however the pipeline was started:
