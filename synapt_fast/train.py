@@ -184,13 +184,17 @@ def pretrained_on(r: Recipe) -> str:
     return Path(r.model.init).stem
 
 
-def batches_per_rank(num_samples: int, world: int, batch_size: int, epoch: int) -> list[int]:
-    """Batches each rank reads in `epoch` (the DALI loader's contiguous, rotating shards)."""
+def steps_per_rank(num_samples: int, world: int, batch_size: int, epoch: int, *,
+                   skip_single: bool = False) -> list[int]:
+    """Optimiser steps each rank takes in `epoch`: its batches (the loader's contiguous, rotating
+    shards), less a last batch of one clip when `skip_single` (BatchNorm cannot train on it)."""
     out = [0] * world
     for rank in range(world):
         shard = (rank + epoch) % world
         count = num_samples * (shard + 1) // world - num_samples * shard // world
         out[rank] = math.ceil(count / batch_size)
+        if skip_single and count % batch_size == 1:
+            out[rank] -= 1
     return out
 
 
@@ -231,14 +235,21 @@ class Trainer:
             model = model.to(memory_format=self.memory_format)
         self.model = model
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+                                 for m in model.modules())
         self.ddp = None
         if env.world_size > 1:
+            # Buffers (BatchNorm statistics) follow rank 0's batches and are broadcast from rank 0
+            # after each epoch, not before every forward: the same statistics DDP's default gives,
+            # one broadcast per epoch instead of one per step, and under `Join` DDP would take them
+            # from whichever rank is still running, which a checkpoint of rank 0 cannot restore.
             self.ddp = nn.parallel.DistributedDataParallel(
-                model, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
+                model, device_ids=[env.local_rank] if env.device.type == "cuda" else None,
+                broadcast_buffers=False)
         self.optimizer = torch.optim.SGD(self.params, lr=r.optim.lr, momentum=r.optim.momentum,
                                          weight_decay=r.optim.weight_decay, nesterov=r.optim.nesterov)
         self.num_train = train_m.num_samples
-        self.steps_per_epoch = max(batches_per_rank(self.num_train, env.world_size, r.data.batch_size, 0))
+        self.steps_per_epoch = max(self._steps(0))
         self.total_steps = self.steps_per_epoch * r.optim.epochs
         self.schedule = CosineSchedule(self.optimizer, lr=r.optim.lr, min_lr=r.optim.min_lr,
                                        warmup_steps=round(r.optim.warmup_epochs * self.steps_per_epoch),
@@ -336,8 +347,8 @@ class Trainer:
     # --- epochs -----------------------------------------------------------------------------
     def train_epoch(self, epoch: int, start_batch: int, display) -> dict:
         r, env = self.r, self.env
-        counts = batches_per_rank(self.num_train, env.world_size, r.data.batch_size, epoch)
-        mine = counts[env.rank]
+        counts = self._steps(epoch)
+        mine = steps_per_rank(self.num_train, env.world_size, r.data.batch_size, epoch)[env.rank]  # batches
         net = self.ddp or self.model
         net.train()
         display.start_epoch(epoch, r.optim.epochs, mine, start_batch)
@@ -362,6 +373,11 @@ class Trainer:
                 batch = next(it, None)
                 if batch is None:
                     break
+                if len(batch.label) == 1 and self.has_batchnorm:
+                    # BatchNorm cannot train on one clip; only an epoch's last batch can be this small.
+                    i += 1
+                    self.batch = i
+                    continue
                 video = batch.video.to(env.device, non_blocking=True)
                 label = batch.label.to(env.device, non_blocking=True)
                 if self.memory_format is torch.channels_last_3d:
@@ -430,6 +446,10 @@ class Trainer:
         self.log.write("epoch", **rec)
         return rec
 
+    def _steps(self, epoch: int) -> list[int]:
+        return steps_per_rank(self.num_train, self.env.world_size, self.r.data.batch_size, epoch,
+                              skip_single=self.has_batchnorm)
+
     def _nonfinite_message(self, epoch: int, batch: int) -> str:
         where = self.run_dir / ckpt.LAST
         keep = f"the last good checkpoint is {where}" if where.exists() else "no checkpoint was written yet"
@@ -442,8 +462,13 @@ class Trainer:
         return minutes > 0 and time.monotonic() - self.last_save >= minutes * 60
 
     def _sync_after_epoch(self, counts: list[int]) -> None:
-        """Give every rank the optimiser/scaler state of a rank that took the most steps."""
-        if self.ddp is None or min(counts) == max(counts):
+        """Give every rank rank 0's buffers, and the optimiser/scaler state of a rank that took the
+        most steps (`counts`) (parameters are already equal: DDP's join broadcasts them)."""
+        if self.ddp is None:
+            return
+        for b in self.model.buffers():
+            dist.broadcast(b, 0)
+        if min(counts) == max(counts):
             return
         src = counts.index(max(counts))
         for p in self.params:
