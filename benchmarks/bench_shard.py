@@ -132,7 +132,7 @@ def to_markdown(r: dict) -> str:
         f"{p['encode']['fps']:g} fps, GOP {p['encode']['gop']}; median of {p['repeats']} repeats, "
         "contenders alternated.", "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPUs: {m['gpus'] or 'none'}; "
-        f"Python {m['python']}; {', '.join(f'{k} {v}' for k, v in m['versions'].items())}; {m['ffmpeg']}.", "",
+        f"load average {m.get('load_average')}; Python {m['python']}; {', '.join(f'{k} {v}' for k, v in m['versions'].items())}; {m['ffmpeg']}.", "",
         "| contender | clips/s (median) | per-repeat seconds |", "|---|---|---|",
     ]
     for k, v in r["median_clips_per_s"].items():

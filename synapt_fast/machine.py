@@ -49,6 +49,8 @@ def machine_info() -> dict:
         "memory_gib": _memory_gib(),
         "gpus": _gpus(),
         "platform": platform.platform(),
+        # Other work on the machine when the record was made: wall-clock figures depend on it.
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "versions": {d: _version(d) for d in ("synapt-fast", "torch", "nvidia-dali-cuda120", "nvidia-dali-cuda130",
                                               "av", "webdataset", "numpy") if _version(d)},
