@@ -80,3 +80,27 @@ def test_verify_split_lists_every_problem(split):
     (split / shards[1].tar).write_bytes(b"")
     _, problems = verify_split(split)
     assert any(shards[0].tar in p for p in problems) and any(shards[1].tar in p for p in problems)
+
+
+def test_inspect_prints_the_summary_and_writes_a_contact_sheet(vp9_split, tmp_path):
+    png = tmp_path / "sheet.png"
+    proc = run_cli("inspect", str(vp9_split), "--contact-sheet", str(png), "--clips", "3")
+    assert "samples" in proc.stdout and "vp9 yuv420p 30 fps, short side 128" in proc.stdout
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width >= 4 * 170 and height >= 3 * 128  # 3 clips x 4 frames of 170x128
+
+
+def test_merge_command_combines_part_manifests(clip_folder, tmp_path):
+    for part in ("0", "1"):
+        run_cli("shard", str(clip_folder), "--set", "m", "--out", str(tmp_path), "--num-parts", "2", "--part", part)
+    split = tmp_path / "m" / "train"
+    assert not (split / "manifest.json").exists()
+    proc = run_cli("merge", str(split))
+    assert "9 samples in 2 shards" in proc.stdout
+    run_cli("verify", str(split), "--decode")
+    missing = tmp_path / "only-one"
+    run_cli("shard", str(clip_folder), "--set", "m", "--out", str(missing), "--num-parts", "2", "--part", "0")
+    proc = run_cli("merge", str(missing / "m" / "train"), check=False)
+    assert proc.returncode == 2 and "need parts 0..1" in proc.stderr
