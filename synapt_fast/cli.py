@@ -220,11 +220,13 @@ def demo(
     out: Path = typer.Option(Path("shards/demo"), help="Where the demo's shard sets go."),
     workers: int = typer.Option(2, help="Worker processes for rendering and encoding."),
     seed: int = typer.Option(0, help="Seed of the synthetic data."),
+    runs: Path = typer.Option(Path("runs/demo"), help="Where the demo's training runs go."),
+    nproc: int = typer.Option(2, help="Training processes per run (torchrun --nproc_per_node)."),
 ):
     """The main job end to end on the embedded synthetic dataset (offline, a few minutes on 2 cores)."""
     from synapt_fast.demo import run
 
-    raise typer.Exit(run(out=out, workers=workers, seed=seed))
+    raise typer.Exit(run(out=out, workers=workers, seed=seed, runs=runs, nproc=nproc))
 
 
 @app.command("synth")
@@ -327,6 +329,20 @@ def bench_model(
     bench = _benchmark("bench_model")
     bench.run(quick=quick, models=model or None, compile_models=compile_model or None, repeats=repeats,
               threads=threads, out_dir=Path(out_dir) if out_dir else bench.RESULTS)
+
+
+
+@bench_app.command("train")
+def bench_train(
+    quick: bool = typer.Option(False, help="2 tiny models, 1 repeat, a few steps: seconds."),
+    model: list[str] = typer.Option(None, help="Tiny model name (repeatable); default: the 4 tiny models."),
+    repeats: int = typer.Option(5, help="Alternating repeats per contender (median reported)."),
+    steps: int = typer.Option(40, help="Steps per timed repeat."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where train.{json,md} go (default: benchmarks/results)."),
+) -> None:
+    """Trainer overhead against a bare loop on a replayed batch, and data-wait share -> benchmarks/results/train.*"""
+    bench = _benchmark("bench_train")
+    bench.run(quick=quick, models=model or None, repeats=repeats, steps=steps, out_dir=out_dir or bench.RESULTS)
 
 
 if __name__ == "__main__":

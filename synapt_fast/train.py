@@ -245,7 +245,7 @@ class Trainer:
             # from whichever rank is still running, which a checkpoint of rank 0 cannot restore.
             self.ddp = nn.parallel.DistributedDataParallel(
                 model, device_ids=[env.local_rank] if env.device.type == "cuda" else None,
-                broadcast_buffers=False)
+                forward_sync_buffers=False)
         self.optimizer = torch.optim.SGD(self.params, lr=r.optim.lr, momentum=r.optim.momentum,
                                          weight_decay=r.optim.weight_decay, nesterov=r.optim.nesterov)
         self.num_train = train_m.num_samples

@@ -144,6 +144,6 @@ def test_transfer_recipes_start_from_their_pretraining_run():
     for path in FILES:
         r = load_recipe(path)
         if r.model.mode in ("finetune", "linear_probe"):
-            source = re.search(r"_(synthetic150|kinetics150)_", path.stem).group(1)
+            source = re.search(r"_\d+x\d+_([a-z0-9]+)_(ft|lp)-", path.stem).group(1)
             frames = re.search(r"_(\d+x\d+)_", path.stem).group(1)
             assert f"{r.model.name}_{frames}_{source}_pretrain/model_best.pth.tar" in r.model.init, path.stem

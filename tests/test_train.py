@@ -245,3 +245,14 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_sets, tmp_
     if last.exists():
         state = ckpt.load(last)
         assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+
+
+def test_bench_train_quick(tmp_path):
+    from tests.conftest import run_cli
+
+    run_cli("bench", "train", "--quick", "--out-dir", str(tmp_path))
+    record = json.loads((tmp_path / "train.json").read_text())
+    assert [r["model"] for r in record["results"]] == ["tsn_tiny", "i3d_tiny"]
+    for r in record["results"]:
+        assert r["bare_ms_per_step"] > 0 and r["trainer_ms_per_step"] > 0 and 0 <= r["data_wait"] <= 1
+    assert "| tsn_tiny |" in (tmp_path / "train.md").read_text()
