@@ -9,10 +9,10 @@ Two measurements per model, on real shards made here from the synthetic generato
 2. **Data wait**: one epoch of the trainer with the real DALI loader; the share of the epoch spent
    waiting for the next batch (what a faster model or GPU would expose).
 
-The two contenders alternate within each repeat (the machine may be shared); the median of the
-repeats is reported.
+Each repeat times both contenders back to back, alternating which goes first (the machine may
+be shared); the overhead is the median of the paired ratios.
 
-    python benchmarks/bench_train.py            # 4 tiny models, 5 repeats
+    python benchmarks/bench_train.py            # 4 tiny models, 7 repeats of 60 steps
     python benchmarks/bench_train.py --quick    # seconds: 2 models, 1 repeat, a few steps
     synapt-fast bench train [--quick]
 """
@@ -111,9 +111,14 @@ def bench_model(name: str, shards: Path, run_root: Path, *, batch: int, image_si
     bare_loop(bare_model, cached, 2)  # warm-up both paths
     trainer_loop(trainer, cached, 2)
     bare, ours = [], []
-    for _ in range(repeats):
-        bare.append(bare_loop(bare_model, cached, steps))
-        ours.append(trainer_loop(trainer, cached, steps))
+    for i in range(repeats):
+        # Alternate which contender goes first (ABBA), so neither always runs second.
+        if i % 2 == 0:
+            bare.append(bare_loop(bare_model, cached, steps))
+            ours.append(trainer_loop(trainer, cached, steps))
+        else:
+            ours.append(trainer_loop(trainer, cached, steps))
+            bare.append(bare_loop(bare_model, cached, steps))
     # Data wait with the real loader: one full epoch through the trainer.
     trainer.train_loader, trainer.num_train = real_loader, real_loader.manifest.num_samples
     from synapt_fast.metrics import ProgressDisplay
@@ -124,9 +129,12 @@ def bench_model(name: str, shards: Path, run_root: Path, *, batch: int, image_si
         waits.append(rec["data_wait"])
         rates.append(rec["clips_per_s"])
     b, o = statistics.median(bare), statistics.median(ours)
+    # Each repeat times both contenders back to back; the median of the paired ratios is robust
+    # to the machine's load drifting between repeats (it is shared).
+    overhead = statistics.median(oi / bi for oi, bi in zip(ours, bare)) - 1
     row = {"model": name, "batch": batch, "clip": f"{TINY_MODELS[name][1]}x{image_size}²", "steps": steps,
            "bare_ms_per_step": 1000 * b / steps, "trainer_ms_per_step": 1000 * o / steps,
-           "overhead": o / b - 1, "bare_clips_per_s": steps * batch / b, "trainer_clips_per_s": steps * batch / o,
+           "overhead": overhead, "bare_clips_per_s": steps * batch / b, "trainer_clips_per_s": steps * batch / o,
            "real_loader_clips_per_s": statistics.median(rates), "data_wait": statistics.median(waits),
            "repeats": repeats}
     log(f"{name}: bare {row['bare_ms_per_step']:.2f} ms/step, trainer {row['trainer_ms_per_step']:.2f} ms/step "
@@ -142,8 +150,9 @@ def markdown(record: dict) -> str:
              f"DALI {m['versions'].get('nvidia-dali-cuda120') or m['versions'].get('nvidia-dali-cuda130')}, "
              f"1 torch thread, 1 process, CPU; {'quick run' if record['quick'] else 'full run'}.", "",
              "Overhead: `Trainer.train_epoch` against a bare loop (zero_grad, forward, cross-entropy, backward, "
-             "SGD step) over the same replayed cached batch; median of "
-             f"{record['repeats']} alternating repeats of {record['steps']} steps. Data wait: share of a real-loader "
+             "SGD step) over the same replayed cached batch; median over "
+             f"{record['repeats']} repeats (each times both back to back, alternating which goes first) of {record['steps']} steps; overhead is the "
+             "median of the paired ratios. Data wait: share of a real-loader "
              "epoch (DALI CPU decoding, 2 threads) spent waiting for the next batch.", "",
              "| model | clip | batch | bare ms/step | trainer ms/step | overhead | real loader clips/s | data wait |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -156,7 +165,7 @@ def markdown(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(*, quick: bool = False, models: list[str] | None = None, repeats: int = 5, steps: int = 40,
+def run(*, quick: bool = False, models: list[str] | None = None, repeats: int = 7, steps: int = 60,
         batch: int = 8, image_size: int = 32, out_dir: Path = RESULTS, log=print) -> dict:
     from synapt_fast.machine import machine_info
 
@@ -190,8 +199,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--model", action="append")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--steps", type=int, default=60)
     p.add_argument("--out-dir", type=Path, default=RESULTS)
     a = p.parse_args()
     run(quick=a.quick, models=a.model, repeats=a.repeats, steps=a.steps, out_dir=a.out_dir)
