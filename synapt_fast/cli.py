@@ -336,8 +336,8 @@ def bench_model(
 def bench_train(
     quick: bool = typer.Option(False, help="2 tiny models, 1 repeat, a few steps: seconds."),
     model: list[str] = typer.Option(None, help="Tiny model name (repeatable); default: the 4 tiny models."),
-    repeats: int = typer.Option(7, help="Repeats, each timing both contenders back to back (median reported)."),
-    steps: int = typer.Option(60, help="Steps per timed repeat."),
+    repeats: int = typer.Option(15, help="Repeats, each timing both contenders back to back (median reported)."),
+    steps: int = typer.Option(30, help="Steps per timed repeat."),
     out_dir: Optional[Path] = typer.Option(None, help="Where train.{json,md} go (default: benchmarks/results)."),
 ) -> None:
     """Trainer overhead against a bare loop on a replayed batch, and data-wait share -> benchmarks/results/train.*"""
