@@ -6,6 +6,7 @@ frame count, decoding, crop, resize, flip, normalisation); Python only sees whol
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from pathlib import Path
@@ -25,14 +26,17 @@ from .sampling import Sampling, indices
 from .transforms import POSITIONS, Transform, multiscale_box, scale_pairs
 
 
-def _fewer_malloc_arenas() -> None:
-    """Cap glibc at 2 malloc arenas. DALI's worker threads each grow an arena, and rebuilding the
-    pipeline every epoch then fragments them: resident memory swung by 10-20 % between epochs
-    (measured) instead of staying flat. glibc only; elsewhere a no-op."""
+def _return_freed_memory() -> None:
+    """Hand the heap memory freed with an epoch's pipeline back to the OS (glibc only).
+
+    glibc keeps freed blocks for reuse; with a pipeline built and dropped every epoch that
+    retained memory grew by ~30 MB an epoch (measured: 370 -> 790 MB over 14 epochs of 240
+    clips), while `malloc_trim` after each epoch keeps it flat.
+    """
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
 
@@ -168,7 +172,6 @@ class DaliVideoLoader:
         self.split_dir = split_dir = Path(split_dir)
         self.manifest = quick_check(split_dir)
         self.device = decode_device(self.manifest.codec, decode)
-        _fewer_malloc_arenas()
         if source not in ("reader", "seek"):
             raise ValueError(f"source must be 'reader' or 'seek', got {source!r}")
         self.source = source
@@ -234,6 +237,8 @@ class DaliVideoLoader:
                     yield out
         finally:
             del it, pipe  # free the pipeline's buffers before the next epoch builds its own
+            gc.collect()  # the iterator holds reference cycles to the pipeline
+            _return_freed_memory()
 
     def _seek_batches(self, epoch: int, start_batch: int):
         from .seek_source import SeekingSource
