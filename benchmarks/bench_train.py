@@ -151,7 +151,8 @@ def markdown(record: dict) -> str:
              f"1 torch thread, 1 process, CPU; {'quick run' if record['quick'] else 'full run'}.", "",
              "Overhead: `Trainer.train_epoch` against a bare loop (zero_grad, forward, cross-entropy, backward, "
              "SGD step) over the same replayed cached batch; median over "
-             f"{record['repeats']} repeats (each times both back to back, alternating which goes first) of {record['steps']} steps; overhead is the "
+             f"{record['repeats']} repeats (each times both back to back, alternating which goes first) of "
+             f"{record['steps']} steps; overhead is the "
              "median of the paired ratios. Data wait: share of a real-loader "
              "epoch (DALI CPU decoding, 2 threads) spent waiting for the next batch.", "",
              "| model | clip | batch | bare ms/step | trainer ms/step | overhead | real loader clips/s | data wait |",
