@@ -557,13 +557,9 @@ class Trainer:
         return max((p - parts[0]).abs().max().item() for p in parts)
 
     def _result(self, weight_spread: float) -> dict:
-        import warnings
-
         from synapt_fast.machine import machine_info
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            machine = machine_info()
+        machine = machine_info()
         r, ev = self.r, self.last_eval
         return {
             "run": r.output.name, "model": r.model.name, "mode": r.model.mode, "pretrained_on": pretrained_on(r),
