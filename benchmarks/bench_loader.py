@@ -226,7 +226,7 @@ def to_markdown(r: dict) -> str:
         f"{p['workers']} workers (DALI threads / DataLoader processes); median of {p['repeats']} epochs after a "
         "warm-up epoch, contenders alternated.", "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPUs: {m['gpus'] or 'none'}; "
-        f"Python {m['python']}; {', '.join(f'{k} {v}' for k, v in m['versions'].items())}.", "",
+        f"load average {m.get('load_average')}; Python {m['python']}; {', '.join(f'{k} {v}' for k, v in m['versions'].items())}.", "",
         "| mode | default source | dali-reader | dali-seek | reference | decode-only | default frames/s | "
         "default / reference | default / reference by CPU time | dali-reader / decode-only |",
         "|---|---|---|---|---|---|---|---|---|---|",
