@@ -219,14 +219,15 @@ def run(clips: int = 240, repeats: int = 3, batch_size: int = 8, workers: int = 
 
 
 def to_markdown(r: dict) -> str:
+    from synapt_fast.machine import describe
+
     m, p = r["machine"], r["params"]
     lines = [
         "# Loader throughput", "",
         f"{p['clips']} clips ({p['source']}) in {p['shards']} shards -> {p['output']}; batch {p['batch_size']}, "
         f"{p['workers']} workers (DALI threads / DataLoader processes); median of {p['repeats']} epochs after a "
         "warm-up epoch, contenders alternated.", "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPUs: {m['gpus'] or 'none'}; "
-        f"load average {m.get('load_average')}; Python {m['python']}; {', '.join(f'{k} {v}' for k, v in m['versions'].items())}.", "",
+        describe(m) + ".", "",
         "| mode | default source | dali-reader | dali-seek | reference | decode-only | default frames/s | "
         "default / reference | default / reference by CPU time | dali-reader / decode-only |",
         "|---|---|---|---|---|---|---|---|---|---|",

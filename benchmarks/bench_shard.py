@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from synapt_fast.machine import machine_info
+from synapt_fast.machine import describe, machine_info
 from synapt_fast.sampleclips import render, write_clip
 from synapt_fast.sharding import ShardOptions, shard_source
 from synapt_fast.sources import FolderSource
@@ -131,8 +131,7 @@ def to_markdown(r: dict) -> str:
         f"{p['clips']} clips ({p['source']}) -> VP9 short side {p['encode']['short_side']}, "
         f"{p['encode']['fps']:g} fps, GOP {p['encode']['gop']}; median of {p['repeats']} repeats, "
         "contenders alternated.", "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPUs: {m['gpus'] or 'none'}; "
-        f"load average {m.get('load_average')}; Python {m['python']}; {', '.join(f'{k} {v}' for k, v in m['versions'].items())}; {m['ffmpeg']}.", "",
+        f"{describe(m)}; {m['ffmpeg']}.", "",
         "| contender | clips/s (median) | per-repeat seconds |", "|---|---|---|",
     ]
     for k, v in r["median_clips_per_s"].items():

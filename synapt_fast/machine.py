@@ -56,3 +56,10 @@ def machine_info() -> dict:
         "versions": {d: _version(d) for d in ("synapt-fast", "torch", "nvidia-dali-cuda120", "nvidia-dali-cuda130",
                                               "av", "webdataset", "numpy") if _version(d)},
     }
+
+
+def describe(m: dict) -> str:
+    """One markdown line naming the machine of a `machine_info()` record."""
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    return (f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPUs: {m['gpus'] or 'none'}; "
+            f"load average {m.get('load_average')}; Python {m['python']}; {versions}")

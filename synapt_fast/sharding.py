@@ -25,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from .manifest import MANIFEST, Manifest
-from .shardwriter import ShardInfo, ShardWriter
+from .shardwriter import ShardInfo, ShardWriter, file_sha256
 from .sources import Source, SourceItem
 from .transcode import BadClip, EncodeOptions, Encoded, encode_item
 
@@ -179,14 +179,6 @@ class _Journal:
             os.fsync(f.fileno())
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _still_good(out_dir: Path, rec: dict) -> bool:
     if rec.get("shard") is None:
         return True
@@ -196,8 +188,8 @@ def _still_good(out_dir: Path, rec: dict) -> bool:
         tar.is_file()
         and idx.is_file()
         and tar.stat().st_size == info.bytes
-        and _file_sha256(tar) == info.sha256
-        and _file_sha256(idx) == info.index_sha256
+        and file_sha256(tar) == info.sha256
+        and file_sha256(idx) == info.index_sha256
     )
 
 

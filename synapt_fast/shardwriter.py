@@ -118,6 +118,14 @@ class ShardWriter:
             p.unlink(missing_ok=True)
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_index(path: Path) -> list[list[tuple[str, int, int, str]]]:
     """Parse a DALI v1.2 index: per sample, a list of (ext, data offset, size, member name)."""
     lines = Path(path).read_text().splitlines()

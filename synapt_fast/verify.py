@@ -8,7 +8,6 @@ checksums, the tar structure, sample members and, optionally, a DALI decode of e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 
 from .devices import DecodeDeviceError, decode_device
 from .manifest import MANIFEST, Manifest, ManifestError
-from .shardwriter import read_index
+from .shardwriter import file_sha256, read_index
 
 REQUIRED_MEMBERS = ("label.i32", "nframes.i32", "pos.i32", "meta.json")
 
@@ -37,18 +36,22 @@ def split_dirs(path: Path) -> list[Path]:
     return found
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _tar_problem(split_dir: Path, shard) -> str | None:
+    """A missing tar, or one whose size differs from the manifest's (truncated or altered)."""
+    tar = split_dir / shard.tar
+    if not tar.is_file():
+        return f"{tar}: missing"
+    size = tar.stat().st_size
+    if size != shard.bytes:
+        what = "truncated" if size < shard.bytes else "larger than recorded"
+        return f"{tar}: {what} ({size} bytes, manifest says {shard.bytes})"
+    return None
 
 
 def _check_index(split_dir: Path, shard, video_ext: str, problems: list[str]) -> list | None:
     idx_path = split_dir / shard.index
     try:
-        if _sha256(idx_path) != shard.index_sha256:
+        if file_sha256(idx_path) != shard.index_sha256:
             problems.append(f"{idx_path}: index checksum does not match the manifest (stale index?)")
             return None
         index = read_index(idx_path)
@@ -79,14 +82,9 @@ def quick_check(split_dir: Path) -> Manifest:
     if not manifest.shards:
         problems.append(f"{split_dir}: manifest lists no shards")
     for shard in manifest.shards:
-        tar = split_dir / shard.tar
-        if not tar.is_file():
-            problems.append(f"{tar}: missing")
-            continue
-        size = tar.stat().st_size
-        if size != shard.bytes:
-            what = "truncated" if size < shard.bytes else "larger than recorded"
-            problems.append(f"{tar}: {what} ({size} bytes, manifest says {shard.bytes})")
+        problem = _tar_problem(split_dir, shard)
+        if problem:
+            problems.append(problem)
             continue
         _check_index(split_dir, shard, manifest.video_ext, problems)
     if problems:
@@ -106,14 +104,11 @@ def verify_split(split_dir: Path, decode: bool = False) -> tuple[Manifest | None
     labels_ok = True
     for shard in manifest.shards:
         tar = split_dir / shard.tar
-        if not tar.is_file():
-            problems.append(f"{tar}: missing")
+        problem = _tar_problem(split_dir, shard)
+        if problem:
+            problems.append(problem)
             continue
-        size = tar.stat().st_size
-        if size != shard.bytes:
-            problems.append(f"{tar}: {size} bytes, manifest says {shard.bytes} (truncated or altered)")
-            continue
-        if _sha256(tar) != shard.sha256:
+        if file_sha256(tar) != shard.sha256:
             problems.append(f"{tar}: sha256 does not match the manifest (corrupt or altered)")
             continue
         index = _check_index(split_dir, shard, manifest.video_ext, problems)

@@ -20,6 +20,23 @@ class Batch:
     pos: torch.Tensor
 
 
+class Epochs:
+    """`for batch in loader` runs epoch `loader.epoch`, then moves on to the next one;
+    `set_epoch` jumps (as `DistributedSampler.set_epoch`). Subclasses define `iterate`."""
+
+    epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        yield from self.iterate(self.epoch)
+        self.epoch += 1
+
+    def iterate(self, epoch: int, start_batch: int = 0):
+        raise NotImplementedError
+
+
 def arrange_eval(video: torch.Tensor, clips: int, layout: str) -> torch.Tensor:
     """[B, crops, clips*T, C, H, W] (frames of all clips in a row) -> [B, clips*crops, *clip]."""
     b, crops, ft, c, h, w = video.shape

@@ -21,7 +21,7 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
 from ..devices import decode_device
 from ..verify import quick_check
-from .batch import Batch, arrange_eval
+from .batch import Batch, Epochs, arrange_eval
 from .sampling import Sampling, indices
 from .transforms import POSITIONS, Transform, multiscale_box, scale_pairs
 
@@ -143,7 +143,7 @@ def video_pipeline(transform: Transform, train: bool, reader: dict | None = None
     return out, label, pos
 
 
-class DaliVideoLoader:
+class DaliVideoLoader(Epochs):
     """Iterates `Batch`es of one epoch of this rank's share of a shard split.
 
     Training: shuffled, randomly sampled and augmented; every sample is seen exactly once per
@@ -199,13 +199,6 @@ class DaliVideoLoader:
 
     def __len__(self) -> int:
         return math.ceil(self.samples_in_epoch() / self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        yield from self.iterate(self.epoch)
-        self.epoch += 1
 
     def iterate(self, epoch: int, start_batch: int = 0):
         """Batches of `epoch` from batch `start_batch` on."""

@@ -23,7 +23,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..verify import quick_check
-from .batch import Batch, arrange_eval
+from .batch import Batch, Epochs, arrange_eval
 from .sampling import Sampling, numpy_indices, rank_positions
 from .transforms import Transform, numpy_multiscale_box, numpy_random_resized_box
 
@@ -152,7 +152,7 @@ class _Samples(IterableDataset):
             yield augment(frames, self.transform, self.train, rng), label, int(mine[k])
 
 
-class ReferenceLoader:
+class ReferenceLoader(Epochs):
     """Same interface as `DaliVideoLoader`: `len`, `set_epoch`, iteration, `iterate(epoch, start_batch)`."""
 
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
@@ -175,13 +175,6 @@ class ReferenceLoader:
 
     def __len__(self) -> int:
         return sum(math.ceil(k / self.batch_size) for k in self._per_worker(self.epoch))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        yield from self.iterate(self.epoch)
-        self.epoch += 1
 
     def iterate(self, epoch: int, start_batch: int = 0):
         """Batches of `epoch` from `start_batch` on (earlier ones are decoded and dropped)."""
