@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import multiprocessing
+import random
 from pathlib import Path
 
 import av
@@ -115,12 +116,13 @@ def augment(frames: np.ndarray, t: Transform, train: bool, rng: np.random.Genera
 
 class _Samples(IterableDataset):
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, train: bool, rank: int,
-                 world_size: int, seed: int, epoch):
+                 world_size: int, seed: int, epoch, shuffle_buffer: int):
         self.manifest = quick_check(split_dir)
         self.urls = [str(Path(split_dir) / s.tar) for s in self.manifest.shards]
         self.sampling, self.transform, self.train = sampling, transform, train
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.epoch = epoch  # a shared multiprocessing value: workers persist across epochs
+        self.shuffle_buffer = shuffle_buffer
         self.fps, self.gop = self.manifest.encoding["fps"], self.manifest.encoding["gop"]
 
     def positions(self, epoch: int) -> np.ndarray:
@@ -131,25 +133,23 @@ class _Samples(IterableDataset):
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info else (0, 1)
         epoch = self.epoch.value
-        mine = self.positions(epoch)[wid::nw]
-        order = {int(p): k for k, p in enumerate(mine)}
+        mine = {int(p) for p in self.positions(epoch)[wid::nw]}
         rng = np.random.default_rng([self.seed, epoch, self.rank, wid, 1])
-        # Stream the tars with webdataset, keep this worker's samples; bytes are cheap next to
-        # decoding, and shuffling happens through `order` (a whole-share permutation).
-        kept: dict[int, dict] = {}
+        # Stream the tars with webdataset and keep this worker's samples (bytes are cheap next to
+        # decoding); training order comes from webdataset's bounded shuffle buffer, so memory
+        # stays flat however large the split.
+        stream = wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
+                                empty_check=False).select(lambda s: int(np.frombuffer(s["pos.i32"], "<i4")[0]) in mine)
+        if self.train:
+            stream = stream.shuffle(self.shuffle_buffer, rng=random.Random(int(rng.integers(2**31))))
         ext = self.manifest.video_ext
-        for sample in wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
-                                     empty_check=False):
-            p = int(np.frombuffer(sample["pos.i32"], "<i4")[0])
-            if p in order:
-                kept[order[p]] = sample
-        for k in range(len(mine)):
-            sample = kept[k]
+        for sample in stream:
             n = int(np.frombuffer(sample["nframes.i32"], "<i4")[0])
             label = int(np.frombuffer(sample["label.i32"], "<i4")[0])
+            pos = int(np.frombuffer(sample["pos.i32"], "<i4")[0])
             idx = numpy_indices(self.sampling, n, self.train, rng)
             frames = decode_frames(sample[ext], idx, self.fps, self.gop)
-            yield augment(frames, self.transform, self.train, rng), label, int(mine[k])
+            yield augment(frames, self.transform, self.train, rng), label, pos
 
 
 class ReferenceLoader(Epochs):
@@ -157,10 +157,11 @@ class ReferenceLoader(Epochs):
 
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
                  batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0, workers: int = 2,
-                 prefetch: int = 2, decode: str = "cpu", **_ignored):
+                 prefetch: int = 2, shuffle_buffer: int = 256, decode: str = "cpu", **_ignored):
         ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold DALI threads
         self._epoch = ctx.Value("i", 0)
-        self.dataset = _Samples(Path(split_dir), sampling, transform, train, rank, world_size, seed, self._epoch)
+        self.dataset = _Samples(Path(split_dir), sampling, transform, train, rank, world_size, seed, self._epoch,
+                                shuffle_buffer)
         self.manifest = self.dataset.manifest
         self.sampling, self.transform, self.train = sampling, transform, train
         self.batch_size, self.workers, self.epoch = batch_size, workers, 0
