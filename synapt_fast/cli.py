@@ -198,7 +198,6 @@ def inspect(
     if contact_sheet:
         import json
 
-        import numpy as np
         import webdataset as wds
 
         from synapt_fast.contact_sheet import contact_sheet as tile, write_png

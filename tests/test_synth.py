@@ -17,7 +17,7 @@ from synapt_fast.synth.motions import class_pose, downstream_class_names, pretra
 from synapt_fast.synth.probe import probe_source
 from synapt_fast.synth.render import render_clip, render_clip_with_mask
 from synapt_fast.synth.skeleton import JOINTS, forward_kinematics, sample_body
-from synapt_fast.synth.sources import DownstreamSource, SynthSource, downstream_suite, render_all
+from synapt_fast.synth.sources import DownstreamSource, SynthSource, downstream_suite
 
 
 def _render_item(item):

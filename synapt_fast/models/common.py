@@ -96,3 +96,14 @@ class VideoClassifier(nn.Module):
                 if m is not self and id(m) not in head:
                     m.training = False
         return self
+
+
+def init_resnet_weights(model: nn.Module) -> None:
+    """He-normal convolutions, unit/zero BatchNorm: the torchvision/IBM ResNet initialisation,
+    for 2D and 3D networks alike."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from synapt_fast.models.common import VideoClassifier
+from synapt_fast.models.common import VideoClassifier, init_resnet_weights
 from synapt_fast.models.registry import register_model
 from synapt_fast.models.tsn import RESNET_LAYERS
 
@@ -108,12 +108,7 @@ class ResNet3d(VideoClassifier):
             inplanes = planes * 4
         self.fc = nn.Linear(inplanes, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_resnet_weights(self)
         self.init_classifier(self.fc)  # IBM: normal(0, 0.001) weights, zero bias
 
     def _time_features(self, x: torch.Tensor) -> torch.Tensor:

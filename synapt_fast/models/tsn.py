@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from synapt_fast.models.common import VideoClassifier
+from synapt_fast.models.common import VideoClassifier, init_resnet_weights
 from synapt_fast.models.registry import register_model
 
 RESNET_LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -97,12 +97,7 @@ class TSN(VideoClassifier):
             inplanes = planes * Bottleneck2d.expansion
         self.fc = nn.Linear(inplanes, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_resnet_weights(self)
         # IBM's 2D ResNet leaves the fc at nn.Linear's default initialisation.
 
     def init_classifier(self, fc: nn.Linear) -> None:
