@@ -239,6 +239,10 @@ def synth(
     downstream_clips_per_class: int = typer.Option(20, help="Downstream train clips per class."),
     downstream_val_clips_per_class: int = typer.Option(5, help="Downstream val clips per class."),
     bias: str = typer.Option("0.0,0.9", help="Comma-separated scene-bias strengths in [0,1], one downstream task each."),
+    pretrain_bias: float = typer.Option(0.0, help="Scene bias of the pre-training set (0: scenes independent of the label; "
+                                        ">0: a 'real-like' set with object and scene bias)."),
+    ramp_classes: int = typer.Option(0, help="Also write task down_ramp: this many classes whose scene bias rises "
+                                     "from 0 to 1 (for bias-ranked subsets)."),
     frames: int = typer.Option(32, help="Frames per clip."),
     size: int = typer.Option(112, help="Frame width and height in pixels."),
     fps: float = typer.Option(30.0, help="Frame rate written to the clips."),
@@ -260,7 +264,8 @@ def synth(
                       val_clips_per_class=val_clips_per_class, downstream_classes=downstream_classes,
                       downstream_clips_per_class=downstream_clips_per_class,
                       downstream_val_clips_per_class=downstream_val_clips_per_class, biases=biases,
-                      frames=frames, size=size, fps=fps, seed=seed, name=name, variation=variation)
+                      frames=frames, size=size, fps=fps, seed=seed, name=name, variation=variation,
+                      pretrain_bias=pretrain_bias, ramp_classes=ramp_classes)
     with Progress() as progress:
         bars = {(j.set_name, j.split): progress.add_task(f"{j.set_name}/{j.split}", total=len(j.source))
                 for j in jobs}

@@ -17,7 +17,8 @@ from synapt_fast.synth.motions import class_pose, downstream_class_names, pretra
 from synapt_fast.synth.probe import probe_source
 from synapt_fast.synth.render import render_clip, render_clip_with_mask
 from synapt_fast.synth.skeleton import JOINTS, forward_kinematics, sample_body
-from synapt_fast.synth.sources import DownstreamSource, SynthSource, downstream_suite
+from synapt_fast.synth import build
+from synapt_fast.synth.sources import DownstreamSource, SynthSource, downstream_suite, render_frames
 
 
 def _render_item(item):
@@ -175,6 +176,40 @@ def test_bias_sets_the_share_of_label_contexts_and_only_the_scene_changes():
     b_frames, b_mask = render_clip_with_mask(*args, hi.context_of(1, i))
     assert (a_mask == b_mask).mean() > 0.97
     assert np.abs(a_frames.astype(int) - b_frames).mean() > 5
+
+
+
+def test_pretraining_bias_gives_classes_their_own_scene_and_zero_leaves_clips_unchanged():
+    n, per = 5, 40
+    plain, biased = SynthSource(n, per, frames=4, size=32), SynthSource(n, per, frames=4, size=32, bias=0.8)
+    assert all(plain.context_of(c, i) is None for c in range(n) for i in range(per))
+    ctx = np.array([[biased.context_of(c, i) for i in range(per)] for c in range(n)])
+    assert abs((ctx == np.arange(n)[:, None]).mean() - (0.8 + 0.2 / n)) < 0.12
+    first = next(plain.items())
+    assert "bias" not in first.meta  # unbiased sets keep their metadata and bytes
+    assert np.array_equal(first.render().array, render_frames(plain.class_names[0], 0, 0, 0, 4, 32, None, 30.0).array)
+    assert next(biased.items()).meta["bias"] == 0.8
+    with pytest.raises(ValueError, match="bias"):
+        SynthSource(3, 1, bias=-0.1)
+
+
+def test_per_class_bias_ramp_orders_classes_by_how_much_the_scene_reveals():
+    n, per = 6, 60
+    ramp = [i / (n - 1) for i in range(n)]
+    src = DownstreamSource(n, per, bias=ramp)
+    own = [np.mean([src.context_of(c, i) == c for i in range(per)]) for c in range(n)]
+    assert own[-1] == 1.0 and own[0] < 0.4
+    assert np.corrcoef(ramp, own)[0, 1] > 0.9
+    assert [it.meta["bias"] for it in src.items()][::per] == ramp
+    with pytest.raises(ValueError, match="one such value per class"):
+        DownstreamSource(n, 1, bias=[0.5] * (n - 1))
+    jobs = build.plan(classes=2, clips_per_class=1, val_clips_per_class=0, downstream_classes=3,
+                      downstream_clips_per_class=2, downstream_val_clips_per_class=1, biases=[0.0],
+                      frames=4, size=32, fps=30.0, seed=0, pretrain_bias=0.5, ramp_classes=4)
+    names = [(j.set_name, j.split) for j in jobs]
+    assert names == [("synth2", "train"), ("down_b000", "train"), ("down_b000", "val"),
+                     ("down_ramp", "train"), ("down_ramp", "val")]
+    assert jobs[0].source.bias == 0.5 and jobs[-1].source.biases == [0.0, 1 / 3, 2 / 3, 1.0]
 
 
 # ---- sources and outputs ------------------------------------------------------------------

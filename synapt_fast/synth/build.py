@@ -11,6 +11,9 @@ from pathlib import Path
 from synapt_fast.synth.sources import DownstreamSource, SynthSource, bias_task_name
 
 
+RAMP_TASK = "down_ramp"
+
+
 @dataclass(frozen=True)
 class SplitJob:
     set_name: str
@@ -22,23 +25,32 @@ class SplitJob:
 def plan(*, classes: int, clips_per_class: int, val_clips_per_class: int,
          downstream_classes: int, downstream_clips_per_class: int,
          downstream_val_clips_per_class: int, biases: list[float], frames: int, size: int,
-         fps: float, seed: int, name: str | None = None, variation: float = 1.0) -> list[SplitJob]:
-    """Every split to write, in order. Pre-training set `name` (default `synth<classes>`);
-    one downstream task per bias, named by `bias_task_name` (e.g. `down_b090`)."""
+         fps: float, seed: int, name: str | None = None, variation: float = 1.0,
+         pretrain_bias: float = 0.0, ramp_classes: int = 0) -> list[SplitJob]:
+    """Every split to write, in order. Pre-training set `name` (default `synth<classes>`, with
+    scene bias `pretrain_bias`); one downstream task per bias, named by `bias_task_name` (e.g.
+    `down_b090`); and with `ramp_classes`, a task `down_ramp` whose classes' scene bias rises
+    evenly from 0 to 1 (the material for bias-ranked subsets)."""
     common = dict(frames=frames, size=size, seed=seed, fps=fps, variation=variation)
     jobs = []
     name = name or f"synth{classes}"
     for split, per_class in (("train", clips_per_class), ("val", val_clips_per_class)):
         if classes and per_class:
-            params = dict(common, kind="pretrain", classes=classes, clips_per_class=per_class)
-            jobs.append(SplitJob(name, split, SynthSource(classes, per_class, split=split, **common), params))
-    for bias in biases if downstream_classes else []:
+            params = dict(common, kind="pretrain", classes=classes, clips_per_class=per_class,
+                          bias=pretrain_bias)
+            src = SynthSource(classes, per_class, split=split, bias=pretrain_bias, **common)
+            jobs.append(SplitJob(name, split, src, params))
+    tasks = [(bias_task_name(b), downstream_classes, b) for b in (biases if downstream_classes else [])]
+    if ramp_classes:
+        ramp = [i / max(1, ramp_classes - 1) for i in range(ramp_classes)]
+        tasks.append((RAMP_TASK, ramp_classes, ramp))
+    for task, num_classes, bias in tasks:
         for split, per_class in (("train", downstream_clips_per_class), ("val", downstream_val_clips_per_class)):
             if per_class:
-                params = dict(common, kind="downstream", classes=downstream_classes,
-                              clips_per_class=per_class, bias=bias)
-                src = DownstreamSource(downstream_classes, per_class, bias=bias, split=split, **common)
-                jobs.append(SplitJob(bias_task_name(bias), split, src, params))
+                params = dict(common, kind="downstream", classes=num_classes, clips_per_class=per_class,
+                              bias=bias)
+                src = DownstreamSource(num_classes, per_class, bias=bias, split=split, **common)
+                jobs.append(SplitJob(task, split, src, params))
     return jobs
 
 

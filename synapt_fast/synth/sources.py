@@ -46,30 +46,55 @@ class SynthSource:
     """Pre-training clips: `clips_per_class` clips of each of the first `num_classes` grammar
     classes (at most 238). Class lists and clips are nested: 30 classes are the first 30 of
     90, and 250 clips per class are the first 250 of 1,000 -- the paper's subset layout.
-    `variation` < 1 narrows the nuisance randomisation (see `render_clip`) for quick demos."""
+    `variation` < 1 narrows the nuisance randomisation (see `render_clip`) for quick demos.
+
+    `bias` > 0 gives each class a scene context of its own, shown with that probability (as
+    `DownstreamSource` does): a pre-training set with object and scene bias, the stand-in for
+    a real set such as Kinetics in the protocol run. At 0 (the default) scenes are independent
+    of the label and the clips are those of an unbiased set, byte for byte."""
 
     def __init__(self, num_classes: int = 150, clips_per_class: int = 1000, *, frames: int = 32,
                  size: int = 112, seed: int = 0, split: str = "train", fps: float = 30.0,
-                 variation: float = 1.0):
+                 variation: float = 1.0, bias: float = 0.0):
         names = pretrain_class_names()
         _check(num_classes, len(names), clips_per_class, frames, size)
+        if not 0.0 <= bias <= 1.0:
+            raise ValueError(f"bias must be in [0, 1], got {bias}")
         self.class_names = names[:num_classes]
         self.clips_per_class, self.frames, self.size = clips_per_class, frames, size
         self.seed, self.split, self.fps, self.variation = seed, split, fps, float(variation)
+        self.bias = float(bias)
         self.stream = SPLITS[split]
 
     def __len__(self) -> int:
         return len(self.class_names) * self.clips_per_class
 
+    def context_of(self, label: int, index: int) -> int | None:
+        """The scene context of clip `index` of class `label`; None for an unbiased set."""
+        if not self.bias:
+            return None
+        return _context(self.seed, self.class_names, label, index, self.split, self.bias)
+
     def items(self) -> Iterator[SourceItem]:
         for label, name in enumerate(self.class_names):
             for index in range(self.clips_per_class):
+                context = self.context_of(label, index)
                 render = partial(render_frames, name, self.seed, self.stream, index, self.frames,
-                                 self.size, None, self.fps, self.variation)
+                                 self.size, context, self.fps, self.variation)
                 meta = {"generator": "synapt_fast.synth", "seed": self.seed, "split": self.split,
                         "index": index, "variation": self.variation}
+                if self.bias:
+                    meta.update(bias=self.bias, context=context)
                 yield SourceItem(id=f"{name}/{self.split}_{index:06d}", label=label,
                                  class_name=name, render=render, meta=meta)
+
+
+def _context(seed: int, class_names: list[str], label: int, index: int, split: str, bias: float) -> int:
+    """Own class's context with probability `bias`, else a uniformly random class's: the scene
+    distribution is the same at every bias, only its correlation with the label changes."""
+    rng = clip_rng(seed, class_names[label], CONTEXT_STREAM + SPLITS[split], index)
+    u, other = rng.uniform(), int(rng.integers(len(class_names)))
+    return label if u < bias else other
 
 
 class DownstreamSource:
@@ -82,18 +107,23 @@ class DownstreamSource:
     uniform number per clip), and actor, motion and camera do not depend on `bias` at all:
     tasks at several biases differ only in which backgrounds go with which clips.
     `class_offset` picks a different block of downstream classes for a second task.
+    `bias` may also be a sequence, one strength per class: a task whose classes differ in how
+    much the scene gives them away (like HMDB51's, which the paper ranks into subsets).
     """
 
-    def __init__(self, num_classes: int = 20, clips_per_class: int = 100, *, bias: float = 0.0,
+    def __init__(self, num_classes: int = 20, clips_per_class: int = 100, *, bias=0.0,
                  frames: int = 32, size: int = 112, seed: int = 0, split: str = "train",
                  fps: float = 30.0, class_offset: int = 0, variation: float = 1.0):
-        if not 0.0 <= bias <= 1.0:
-            raise ValueError(f"bias must be in [0, 1], got {bias}")
+        biases = [float(bias)] * num_classes if isinstance(bias, (int, float)) else [float(b) for b in bias]
+        if len(biases) != num_classes or not all(0.0 <= b <= 1.0 for b in biases):
+            raise ValueError(f"bias must be in [0, 1] (or one such value per class), got {bias}")
         names = downstream_class_names()
         _check(num_classes + class_offset, len(names), clips_per_class, frames, size)
         self.class_names = names[class_offset:class_offset + num_classes]
         self.clips_per_class, self.frames, self.size = clips_per_class, frames, size
-        self.seed, self.split, self.fps, self.bias = seed, split, fps, float(bias)
+        self.seed, self.split, self.fps = seed, split, fps
+        self.biases = biases
+        self.bias = biases[0] if len(set(biases)) == 1 else sum(biases) / len(biases)  # the mean when per class
         self.variation = float(variation)
         self.stream = DOWNSTREAM_STREAM + SPLITS[split]
 
@@ -102,9 +132,7 @@ class DownstreamSource:
 
     def context_of(self, label: int, index: int) -> int:
         """The scene context clip `index` of class `label` is shown in."""
-        rng = clip_rng(self.seed, self.class_names[label], CONTEXT_STREAM + SPLITS[self.split], index)
-        u, other = rng.uniform(), int(rng.integers(len(self.class_names)))
-        return label if u < self.bias else other
+        return _context(self.seed, self.class_names, label, index, self.split, self.biases[label])
 
     def items(self) -> Iterator[SourceItem]:
         for label, name in enumerate(self.class_names):
@@ -113,7 +141,7 @@ class DownstreamSource:
                 render = partial(render_frames, name, self.seed, self.stream, index, self.frames,
                                  self.size, context, self.fps, self.variation)
                 meta = {"generator": "synapt_fast.synth", "seed": self.seed, "split": self.split,
-                        "index": index, "bias": self.bias, "context": context,
+                        "index": index, "bias": self.biases[label], "context": context,
                         "variation": self.variation}
                 yield SourceItem(id=f"{name}/{self.split}_{index:06d}", label=label,
                                  class_name=name, render=render, meta=meta)
