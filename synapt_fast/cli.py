@@ -20,18 +20,42 @@ app.add_typer(bench_app, name="bench")
 
 def _fail(message: str) -> typer.Exit:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    # escape: messages name recipe sections like "[optim]", which rich would take for markup
+    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(2)
+
+
+@app.command("datasets")
+def datasets():
+    """List the dataset adapters `synapt-fast shard --dataset` reads, with the files each needs."""
+    from synapt_fast.datasets import DATASETS
+
+    for name, line in DATASETS.items():
+        typer.echo(f"{name:13s} {line}")
 
 
 @app.command("shard")
 def shard(
-    source: Path = typer.Argument(..., help="Folder of class folders, or the root that --list paths are relative to."),
+    source: Path = typer.Argument(..., help="Folder of class folders, the root that --list paths are relative to, "
+                                            "or a --dataset's video root."),
     set_name: str = typer.Option(..., "--set", help="Shard set name (letters, digits, underscores)."),
-    split: str = typer.Option("train", help="Split name: train, val, test, ..."),
-    list_file: Optional[Path] = typer.Option(None, "--list", help="List file of 'path label' or 'path;label' lines."),
+    split: Optional[str] = typer.Option(None, help="Output split name: train, val, test, ... (default: --subset "
+                                                   "with --dataset, else train)."),
+    list_file: Optional[Path] = typer.Option(None, "--list", help="List file of 'path label' or 'path;label' lines "
+                                                                  "(with --dataset synthetic150: a list in sim150_val.txt's format)."),
     classes: Optional[Path] = typer.Option(None, help="Class-names file, one per line (label i = line i)."),
+    dataset: Optional[str] = typer.Option(None, help="Read a public dataset in its official layout: "
+                                                     "ucf101, hmdb51, ssv2, mini_ssv2, diving48, ikea_fa, uav_human, "
+                                                     "kinetics150, synthetic150, mit150 (`synapt-fast datasets`)."),
+    lists: Optional[Path] = typer.Option(None, help="--dataset: folder of the official annotation files "
+                                                    "(kinetics150: default the packaged copies)."),
+    subset: Optional[str] = typer.Option(None, help="--dataset: official subset train | val | test (default: train; "
+                                                    "synthetic150: val)."),
+    fold: int = typer.Option(1, help="--dataset ucf101/hmdb51: official split 1, 2 or 3."),
+    class_seed: int = typer.Option(0, help="--dataset mit150: seed of the 150-class choice (use the same for "
+                                           "every split)."),
     out: Path = typer.Option(Path("shards"), help="Output root: <out>/<set>/<split>/."),
     codec: str = typer.Option("vp9", help="vp9 (DALI CPU+GPU) | h264 | hevc (GPU only) | mjpeg."),
     fps: float = typer.Option(30.0, help="Constant output frame rate."),
@@ -61,9 +85,25 @@ def shard(
     from synapt_fast.sources import FolderSource, ListSource, read_class_names
     from synapt_fast.transcode import EncodeOptions
 
+    if dataset is None and (lists or subset):
+        raise _fail("--lists and --subset go with --dataset")
+    if dataset is not None and classes:
+        raise _fail("--classes does not go with --dataset: the dataset's class list is fixed")
+    if dataset is not None:
+        subset = subset or ("val" if dataset == "synthetic150" and list_file is None else "train")
+    split = split or subset or "train"
     try:
-        names = read_class_names(classes) if classes else None
-        src = ListSource(list_file, source, names) if list_file else FolderSource(source, names)
+        if dataset is not None:
+            from synapt_fast.datasets import open_dataset
+
+            src = open_dataset(dataset, source, lists=lists, subset=subset, fold=fold, list_file=list_file,
+                               class_seed=class_seed)
+            if dataset == "mit150":
+                Console(stderr=True).print(f"mit150: {len(src.class_names)} of {len(src.all_classes)} classes, "
+                                           f"--class-seed {class_seed} (the manifest lists them)")
+        else:
+            names = read_class_names(classes) if classes else None
+            src = ListSource(list_file, source, names) if list_file else FolderSource(source, names)
         enc = EncodeOptions(codec=codec, fps=fps, short_side=short_side, max_seconds=max_seconds, gop=gop,
                             quality=quality, speed=speed, copy=copy)
         opts = ShardOptions(set_name=set_name, split=split, max_count=shard_count, max_mb=shard_mb, seed=seed,
