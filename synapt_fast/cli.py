@@ -318,6 +318,161 @@ def synth(
                       f"{out / s['set'] / s['split']}")
 
 
+@app.command("subset")
+def subset(
+    src: Path = typer.Argument(..., help="Source split folder (holding manifest.json)."),
+    out: Path = typer.Argument(..., help="Output split folder <root>/<set>/<split> (bias-ranked: "
+                                         "windows go to <root>/<set>_wNN/<split>)."),
+    classes: Optional[int] = typer.Option(None, help="Keep the first N classes of the seeded class order (default: all)."),
+    per_class: Optional[int] = typer.Option(None, help="Keep the first K samples per class of the seeded, "
+                                                       "asset-balanced order (default: all)."),
+    classes_from: Optional[Path] = typer.Option(None, help="Keep exactly the classes of this subset.json / manifest.json "
+                                                           "(e.g. the train subset's, for its val split)."),
+    bias_ranked: Optional[Path] = typer.Option(None, help="A `synapt-fast bias` JSON: write --count windows of --k "
+                                                          "classes ranked by probe accuracy."),
+    k: int = typer.Option(25, help="Bias-ranked: classes per window."),
+    count: int = typer.Option(8, help="Bias-ranked: number of windows (starts evenly spaced over the ranking)."),
+    rank_by: str = typer.Option("train", help="Bias-ranked: rank by the probe's per-class 'train' or 'val' accuracy."),
+    seed: int = typer.Option(0, help="Seed of the class and sample orders (same seed: nested subsets)."),
+    set_name: Optional[str] = typer.Option(None, "--set", help="Output set name (default: OUT's parent folder name)."),
+    split: Optional[str] = typer.Option(None, help="Output split name (default: OUT's folder name)."),
+    shard_mb: float = typer.Option(256.0, help="Target shard size in MB (0: no limit)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output split."),
+):
+    """Nested class / samples-per-class subsets, or bias-ranked class windows, copied into new shards."""
+    from rich.console import Console
+
+    from synapt_fast.subsets import (SubsetError, bias_windows, classes_from as read_classes, read_bias_ranking,
+                                     read_split, select, write_subset)
+
+    console = Console()
+    if sum(x is not None for x in (classes, classes_from, bias_ranked)) > 1:
+        raise _fail("choose one of --classes, --classes-from and --bias-ranked")
+    if rank_by not in ("train", "val"):
+        raise _fail(f"--rank-by must be 'train' or 'val', not {rank_by!r}")
+    try:
+        manifest, samples = read_split(src)
+        if bias_ranked is None:
+            names = read_classes(classes_from) if classes_from else None
+            jobs = [(out, dict(classes=classes, per_class=per_class, classes_from=str(classes_from or "") or None),
+                     names)]
+        else:
+            windows = bias_windows(read_bias_ranking(bias_ranked, rank_by), k, count)
+            stem = set_name or out.parent.name
+            jobs = [(out.parent.parent / f"{stem}_w{w['window']:02d}" / (split or out.name),
+                     dict(per_class=per_class, bias_ranked=str(bias_ranked), rank_by=rank_by, k=k, count=count, **w),
+                     w["classes"]) for w in windows]
+        for path, info, names in jobs:
+            sel = select(manifest, samples, seed=seed, num_classes=info.get("classes"), per_class=per_class,
+                         class_names=names)
+            m = write_subset(src, path, manifest, sel, seed=seed, info=info, overwrite=overwrite,
+                             set_name=None if bias_ranked else set_name, split=split, max_mb=shard_mb)
+            extra = (f", mean probe accuracy {info['mean_probe_accuracy']:.4f}" if bias_ranked else "")
+            console.print(f"{path}: {len(m.class_names)} classes, {m.num_samples} samples in {len(m.shards)} "
+                          f"shards{extra}", highlight=False)
+            for line in sel.short[:10]:
+                console.print(f"  short: {line}", highlight=False)
+            if len(sel.short) > 10:
+                console.print(f"  ... and {len(sel.short) - 10} more (see {path / 'subset.json'})", highlight=False)
+    except (SubsetError, OSError) as e:
+        raise _fail(str(e))
+
+
+@app.command("bias")
+def bias(
+    train: Path = typer.Argument(..., help="Train split folder (the probe is fitted here)."),
+    val: Path = typer.Argument(..., help="Val split folder (M is the probe's top-1 here)."),
+    weights: Path = typer.Option(..., help="torchvision-format ImageNet ResNet-50 state dict (resnet50-0676ba61.pth)."),
+    arch: str = typer.Option("tsn_r50", help="Frame backbone: tsn_r50 (the paper's), or tsn_tiny for tests."),
+    frames: int = typer.Option(8, help="Frames per clip (TSN segments, centre of each)."),
+    size: int = typer.Option(224, help="Centre-crop side (short side resized to size/0.875)."),
+    batch_size: int = typer.Option(16, help="Clips per feature-extraction batch."),
+    workers: int = typer.Option(2, help="DALI threads."),
+    cache_dir: Path = typer.Option(Path(".cache/features"), help="Feature cache (.npz keyed by shards, weights, sampling)."),
+    weight_decay: float = typer.Option(1e-3, help="Probe L2 penalty."),
+    seed: int = typer.Option(0, help="Probe seed."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON here (default: print only)."),
+):
+    """Representation bias (paper Eq. 1): a linear probe on frozen ImageNet frame features."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from synapt_fast.bias import BiasError, FeatureSpec, measure_bias
+
+    console = Console()
+    try:
+        result = measure_bias(train, val, weights, FeatureSpec(arch=arch, frames=frames, size=size),
+                              cache_dir=cache_dir, batch_size=batch_size, workers=workers,
+                              weight_decay=weight_decay, seed=seed)
+    except (BiasError, OSError) as e:
+        raise _fail(str(e))
+    table = Table(title=f"representation bias: {result['dataset']}", show_header=False)
+    for key in ("classes", "num_train", "num_val", "train_accuracy", "M", "M_rnd", "B"):
+        v = result[key]
+        table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
+    table.add_row("features", ", ".join(f"{s} {'cached' if result['features'][s]['cache_hit'] else 'extracted'}"
+                                        for s in ("train", "val")))
+    console.print(table)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".partial")
+        tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, out)
+        console.print(f"-> {out}", highlight=False)
+
+
+@app.command("sweep")
+def sweep(
+    recipe: Path = typer.Argument(..., help="Recipe TOML to expand."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Fixed section.key=value overrides for every cell."),
+    preset: Optional[str] = typer.Option(None, help="The paper's grid: pretrain (12 cells) | downstream (18 cells)."),
+    grid: list[str] = typer.Option([], help="An axis section.key=v1,v2 (repeatable; global_batch=... is the batch "
+                                            "over all processes)."),
+    nproc: int = typer.Option(1, help="Processes per cell (torchrun when > 1); global batches are divided by it."),
+    emit: Optional[Path] = typer.Option(None, help="Write a Slurm job-array script and commands.txt here; run nothing."),
+):
+    """Run a recipe over a hyper-parameter grid, skip finished cells, pick the best by validation top-1."""
+    from rich.console import Console
+
+    from synapt_fast.recipe import RecipeError
+    from synapt_fast.sweep import emit as emit_jobs, expand, grid_axes, run_sweep
+
+    console = Console()
+    try:
+        cells = expand(recipe, grid_axes(preset, grid), nproc=nproc, overrides=overrides or [])
+    except (RecipeError, OSError) as e:
+        raise _fail(str(e))
+    if emit is not None:
+        script, listing = emit_jobs(cells, emit, nproc=nproc)
+        console.print(f"{len(cells)} cells -> {script} (sbatch it: array 0-{len(cells) - 1}) and {listing}",
+                      highlight=False)
+        return
+    console.print(f"sweep of {len(cells)} cells, {nproc} process(es) each -> {cells[0].run_dir.parent}",
+                  highlight=False)
+
+    def on_start(cell, resumed):
+        console.print(f"[{cell.index + 1}/{len(cells)}] {cell.tag}: {'resuming' if resumed else 'training'}",
+                      highlight=False)
+
+    def on_done(o):
+        if o.status in ("failed", "stale"):
+            console.print(f"[{o.index + 1}/{len(cells)}] {o.tag}: [red]{o.status}[/red] {o.message}", highlight=False)
+        else:
+            console.print(f"[{o.index + 1}/{len(cells)}] {o.tag}: {o.status}, best top-1 {o.best_top1:.4f}",
+                          highlight=False)
+
+    outcome = run_sweep(cells, nproc=nproc, on_start=on_start, on_done=on_done)
+    console.print(outcome.markdown, markup=False, highlight=False)
+    if outcome.chosen is not None:
+        console.print(f"chosen: {outcome.chosen.run}", highlight=False)
+    console.print(f"-> {outcome.dir / 'sweep.json'}, {outcome.dir / 'sweep.md'}", highlight=False)
+    if outcome.failed:
+        raise _fail(f"{len(outcome.failed)} cell(s) failed: " + ", ".join(
+            f"{o.tag} ({o.message})" for o in outcome.failed))
+
+
 def _benchmark(name: str):
     """Import benchmarks/<name>.py, which lives beside the package in the repository, not inside it."""
     import importlib.util
@@ -326,6 +481,8 @@ def _benchmark(name: str):
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
     if not path.is_file():
         raise _fail(f"{path} not found: benchmarks run from a source checkout")
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))  # their shared helpers (benchio), as when run as scripts
     spec = importlib.util.spec_from_file_location(name, path)
     module = sys.modules[name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
