@@ -546,6 +546,15 @@ def open_dataset(name: str, videos: Path, *, lists: Path | None = None, subset: 
         raise ValueError(f"{name}: pass the folder of the official annotation files with --lists")
     if lists is not None and not Path(lists).is_dir():
         raise FileNotFoundError(f"--lists folder {lists} does not exist")
+    src = _build(name, Path(videos), lists, subset, fold, list_file, class_seed)
+    # Checked here, before any output folder exists, rather than when items() first reads it.
+    list_path = getattr(src, "list_file", None)
+    if list_path is not None and not list_path.is_file():
+        raise FileNotFoundError(f"{list_path}: no such annotation file")
+    return src
+
+
+def _build(name, videos, lists, subset, fold, list_file, class_seed) -> Source:
     if name == "ucf101":
         return UCF101(videos, lists, subset, fold)
     if name == "hmdb51":

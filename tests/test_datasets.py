@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -254,8 +255,11 @@ def test_synthetic_assets_on_the_released_validation_list():
     lines = (DATA / "sim150_val.txt").read_text().splitlines()
     assert len(lines) == 12547
     assets = Counter(synthetic_asset(line.split("/", 1)[1]) for line in lines)
-    assert None not in assets and set(assets) == {"eldersim", "surreact_uestc", "surreact_ntu", "phav"}
-    assert sum(assets.values()) == 12547 and min(assets.values()) > 1000, assets
+    assert assets == {"surreact_ntu": 4986, "eldersim": 3680, "phav": 2195, "surreact_uestc": 1686}
+    # Independent check: SURREACT-UESTC clips, and only they, live in the a0..a39 folders.
+    for line in lines:
+        folder, name = line.split("/")
+        assert (synthetic_asset(name) == "surreact_uestc") == (re.fullmatch(r"a\d+", folder) is not None), line
     names = Synthetic150(Path("/nonexistent")).class_names
     assert len(names) == 150 and names[40] == "back pain" and names[-1] == "wiping off the dinning table"
     folders = synthetic_folders(names)
@@ -394,3 +398,16 @@ def test_cli_shard_synthetic150_writes_the_asset(tmp_path):
     assert listed.stdout.count("\n") == len(DATASETS) and "uav_human" in listed.stdout
     bad = run_cli("shard", str(videos), "--set", "syn", "--dataset", "kinetics", check=False)
     assert bad.returncode == 2 and "unknown dataset 'kinetics'" in bad.stderr
+
+
+def test_cli_shard_dataset_ucf101_fold_and_subset(tmp_path):
+    videos, lists = _ucf(tmp_path)
+    run_cli("shard", str(videos), "--set", "ucf", "--dataset", "ucf101", "--lists", str(lists), "--subset", "test",
+            "--fold", "1", "--out", str(tmp_path / "shards"), "--short-side", "48", "--strict")
+    got = _shard_labels(tmp_path / "shards" / "ucf" / "test")
+    assert {k: v[0] for k, v in got.items()} == {"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi": 0,
+                                                 "Archery/v_Archery_g01_c01.avi": 1}
+    bad = run_cli("shard", str(videos), "--set", "ucf", "--dataset", "ucf101", "--lists", str(lists), "--fold", "2",
+                  "--out", str(tmp_path / "shards"), check=False)
+    assert bad.returncode == 2 and "trainlist02.txt: no such annotation file" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "shards" / "ucf" / "train").exists()
