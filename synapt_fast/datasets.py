@@ -288,14 +288,14 @@ class IkeaFA:
     def __init__(self, videos: Path):
         self.videos = Path(videos)
         self.class_names = list(IKEA_FA_CLASSES)
-        folder = FolderSource(self.videos, self.class_names)
-        unexpected = sorted(set(folder._found) - set(self.class_names))
-        missing = [c for c in self.class_names if c not in folder._found]
+        self._folder = FolderSource(self.videos, self.class_names)  # also checks that the folder exists
+        found = {p.name for p in self.videos.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        unexpected = sorted(found - set(self.class_names))
+        missing = [c for c in self.class_names if c not in found]
         if unexpected:
             raise ValueError(f"{self.videos}: unexpected class folder(s) {unexpected}; IkeaFA has {self.class_names}")
         if missing:
             raise ValueError(f"{self.videos}: missing class folder(s) {missing}")
-        self._folder = folder
 
     def items(self) -> Iterator[SourceItem]:
         return self._folder.items()
