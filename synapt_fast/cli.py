@@ -546,5 +546,57 @@ def bench_train(
     bench.run(quick=quick, models=model or None, repeats=repeats, steps=steps, out_dir=out_dir or bench.RESULTS)
 
 
+@bench_app.command("shapes")
+def bench_shapes(
+    quick: bool = typer.Option(False, help="Tiny models at the recipes' frame counts, 1 round: seconds (CI)."),
+    model: list[str] = typer.Option(None, help="Full-size model name (repeatable); default: every model a recipe uses."),
+    repeats: int = typer.Option(2, help="Timed rounds (each runs every shape once, order alternating)."),
+    batch: int = typer.Option(2, help="Training batch (clips)."),
+    threads: Optional[int] = typer.Option(None, help="torch intra-op threads (CPU default: 1)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where shapes.{json,md,png} go (default: benchmarks/results)."),
+) -> None:
+    """Every model x every dataset at the recipes' shapes: train, linear-probe and eval throughput."""
+    bench = _benchmark("bench_shapes")
+    try:
+        bench.run(quick=quick, models=model or None, repeats=repeats, batch=batch, threads=threads,
+                  out_dir=out_dir or bench.RESULTS)
+    except (ValueError, SystemExit) as exc:
+        raise _fail(str(exc)) from None
+
+
+@bench_app.command("all")
+def bench_all(
+    quick: bool = typer.Option(False, help="Every benchmark's quick mode: about a minute (CI)."),
+    only: list[str] = typer.Option(None, help="Run only this benchmark (repeatable): shard, loader, model, "
+                                   "train, shapes."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where every result and summary.{json,md} go "
+                                           "(default: benchmarks/results)."),
+) -> None:
+    """The whole suite in sequence, then summary.{json,md}: headline figures and the machine."""
+    bench = _benchmark("bench_all")
+    unknown = sorted(set(only or []) - set(bench.ORDER))
+    if unknown:
+        raise _fail(f"unknown benchmark(s) {unknown}; choose from {list(bench.ORDER)}")
+    bench.run(quick=quick, only=only or None, out_dir=out_dir or bench.RESULTS)
+
+
+@bench_app.command("gpu")
+def bench_gpu(
+    plan: bool = typer.Option(False, "--plan", help="Print what the suite would run, as JSON, and exit."),
+    clips: int = typer.Option(96, help="Clips per generated shard split."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where gpu.{json,md,png} go (default: benchmarks/results)."),
+) -> None:
+    """NVDEC per codec, the DALI GPU loader, bf16 training and data wait: a GPU machine, < 10 minutes."""
+    import json
+
+    bench = _benchmark("bench_gpu")
+    if plan:
+        typer.echo(json.dumps(bench.plan(clips=clips), indent=1))
+        return
+    if reason := bench.gpu_unavailable():
+        raise _fail(f"bench gpu needs a CUDA GPU with DALI's GPU backend: {reason}")
+    bench.run(out_dir=out_dir or bench.RESULTS, clips=clips)
+
+
 if __name__ == "__main__":
     app()
