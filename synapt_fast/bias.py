@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def build_backbone(spec: FeatureSpec, weights: Path):
         load_imagenet(model, weights)
     except KeyError as e:
         raise BiasError(str(e).strip('"')) from None
-    except (CheckpointMismatch, RuntimeError, ValueError) as e:
+    except (CheckpointMismatch, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
         raise BiasError(f"{weights}: {e}") from None
     return model.eval()
 
@@ -165,7 +166,11 @@ def cached_features(split_dir: Path, model_fn, spec: FeatureSpec, weights_sha256
     `model_fn`) and cached atomically. Returns features, labels and a record of what was used."""
     split_dir, cache_dir = Path(split_dir), Path(cache_dir)
     key, manifest_sha = cache_key(split_dir, weights_sha256, spec)
-    path = cache_dir / f"{split_dir.parent.name}-{split_dir.name}-{key[:20]}.npz"
+    # Files of one split folder, weights and sampling share a prefix, so that a cache made stale
+    # by rewritten shards is deleted when its successor is written.
+    same = json.dumps([str(split_dir.resolve()), weights_sha256, asdict(spec)])
+    prefix = f"{split_dir.parent.name}-{split_dir.name}-{hashlib.sha256(same.encode()).hexdigest()[:8]}"
+    path = cache_dir / f"{prefix}-{key[:16]}.npz"
     record = {"split": str(split_dir), "manifest_sha256": manifest_sha, "cache": str(path), "key": key}
     if path.is_file():
         try:
@@ -179,6 +184,9 @@ def cached_features(split_dir: Path, model_fn, spec: FeatureSpec, weights_sha256
     tmp = path.with_name(path.name + ".partial.npz")
     np.savez(tmp, features=feats, labels=labels, key=np.array(key))
     os.replace(tmp, path)
+    for stale in cache_dir.glob(f"{prefix}-*.npz"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
     return feats, labels, dict(record, cache_hit=False)
 
 

@@ -130,6 +130,8 @@ def test_cache_is_invalidated_when_the_shards_change(tasks, weights, tmp_path):
     assert not changed["features"]["train"]["cache_hit"] and changed["num_train"] == 32
     assert changed["features"]["train"]["key"] != first["features"]["train"]["key"]
     assert changed["features"]["val"]["cache_hit"]  # val did not change
+    caches = list((tmp_path / "cache").glob("sub-train-*.npz"))
+    assert [str(c) for c in caches] == [changed["features"]["train"]["cache"]]  # the stale one is gone
 
 
 def test_missing_weights_is_a_clear_error_and_no_download(tasks, tmp_path):
@@ -153,3 +155,6 @@ def test_real_path_is_a_torchvision_resnet50(tmp_path):
     torch.save(create_model("tsn_tiny", num_classes=1000).state_dict(), tiny)
     with pytest.raises(BiasError, match="tiny.pth"):
         build_backbone(FeatureSpec("tsn_r50"), tiny)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(BiasError, match="junk.pth"):
+        build_backbone(FeatureSpec("tsn_r50"), tmp_path / "junk.pth")
