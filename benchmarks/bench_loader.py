@@ -8,6 +8,8 @@ One shard split (N rendered 3 s 320x240 clips -> VP9, short side 128, GOP 32, 30
   the same DALI augmentation graph). The default is `dali-reader`; the ratios are the default's;
 - `reference`: torch DataLoader with `workers` processes, webdataset + PyAV with keyframe
   seeking, the same sampling and augmentation;
+- `torchcodec`: the reference loader with torchcodec's CPU `VideoDecoder` in place of PyAV
+  (`torchcodec_loader.py`); skipped, with the reason recorded, where torchcodec cannot be used;
 - `decode-only`: DALI reader + decoder at the same frame indices and nothing else, the ceiling
   the full DALI pipeline can approach.
 
@@ -17,7 +19,7 @@ clip (all threads and worker processes: robust to other load on a shared machine
 whole: the DALI loader's per-epoch pipeline (exact resume) pays for `prefetch` batches it
 computes past the end of each epoch, so tiny epochs understate it. Also the resident memory of a
 process running the DALI loader for 5 epochs (growth from epoch 2 to 5). Writes
-`benchmarks/results/loader.{json,md}`. Run: `synapt-fast bench loader [--quick]`.
+`benchmarks/results/loader.{json,md,png}`. Run: `synapt-fast bench loader [--quick]`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchio import bar_chart, write_atomic
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
 MODES = {
     "segments 8x1": dict(mode="segments", num_frames=8),
     "dense 8x1": dict(mode="dense", num_frames=8, interval=1),
@@ -116,6 +121,16 @@ def cpu_seconds() -> float:
     return total / tick
 
 
+def _ratio(a: float, b: float) -> float | None:
+    """a / b to 3 places; None when b is 0 (a quick run's epoch can finish inside the warm-up's
+    prefetch, leaving no CPU time to measure)."""
+    return round(a / b, 3) if b else None
+
+
+def _x(v: float | None) -> str:
+    return f"{v:.2f}x" if v is not None else "n/a"
+
+
 def time_epoch(loader) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, clips) of one epoch."""
     c0, t0 = cpu_seconds(), time.perf_counter()
@@ -153,9 +168,15 @@ def run(clips: int = 240, repeats: int = 3, batch_size: int = 8, workers: int = 
     from synapt_fast.loader import Sampling, Transform, make_loader
     from synapt_fast.machine import machine_info
 
+    import torchcodec_loader  # beside this file; spawned DataLoader workers import it by name
+
     if quick:
         clips, repeats = 12, 1
     modes = dict(list(MODES.items())[:1]) if quick else MODES
+    skipped = {}
+    if reason := torchcodec_loader.unavailable():
+        skipped["torchcodec"] = reason
+        print(f"torchcodec contender skipped: {reason}", flush=True)
     transform = Transform(size=112, layout="NCTHW")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,6 +192,9 @@ def run(clips: int = 240, repeats: int = 3, batch_size: int = 8, workers: int = 
                                          backend="reference", workers=workers),
                 "decode-only": decode_only(split, sampling, batch_size, workers),
             }
+            if "torchcodec" not in skipped:
+                loaders["torchcodec"] = torchcodec_loader.TorchCodecLoader(split, sampling, transform, train=True,
+                                                                           batch_size=batch_size, workers=workers)
             for loader in loaders.values():
                 time_epoch(loader)  # warm-up: pipeline build, worker start, page cache
             times = {k: [] for k in loaders}
@@ -193,11 +217,15 @@ def run(clips: int = 240, repeats: int = 3, batch_size: int = 8, workers: int = 
                 "frames_per_s": {k: round(v * t, 1) for k, v in med.items()},
                 "cpu_ms_per_clip": {k: round(v, 2) for k, v in cpu_med.items()},
                 "per_repeat_clips_per_s": {k: [round(x, 1) for x in v] for k, v in times.items()},
-                "default_over_reference": round(med["default"] / med["reference"], 3),
-                "default_over_reference_cpu": round(cpu_med["reference"] / cpu_med["default"], 3),
-                "default_share_of_decode_ceiling": round(med["default"] / med["decode-only"], 3),
-                "reader_share_of_decode_ceiling": round(med["dali-reader"] / med["decode-only"], 3),
+                "per_repeat_cpu_ms_per_clip": {k: [round(x, 2) for x in v] for k, v in cpu.items()},
+                "default_over_reference": _ratio(med["default"], med["reference"]),
+                "default_over_reference_cpu": _ratio(cpu_med["reference"], cpu_med["default"]),
+                "default_share_of_decode_ceiling": _ratio(med["default"], med["decode-only"]),
+                "reader_share_of_decode_ceiling": _ratio(med["dali-reader"], med["decode-only"]),
             }
+            if "torchcodec" in med:
+                results[name]["default_over_torchcodec"] = _ratio(med["default"], med["torchcodec"])
+                results[name]["default_over_torchcodec_cpu"] = _ratio(cpu_med["torchcodec"], cpu_med["default"])
             del loaders
         memory = rss_growth(split, epochs=5 if not quick else 2)
     record = {
@@ -208,14 +236,24 @@ def run(clips: int = 240, repeats: int = 3, batch_size: int = 8, workers: int = 
                    "workers": workers, "repeats": repeats},
         "modes": results,
         "memory": memory,
+        "skipped": skipped,
         "quick": quick,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "loader_quick" if quick else "loader"
-    (out_dir / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
-    (out_dir / f"{stem}.md").write_text(to_markdown(record))
+    record["plot"] = plot(record, out_dir / f"{stem}.png")
+    write_atomic(out_dir / f"{stem}.json", json.dumps(record, indent=1) + "\n")
+    write_atomic(out_dir / f"{stem}.md", to_markdown(record))
     print(to_markdown(record))
     return record
+
+
+def plot(r: dict, path: Path) -> str:
+    """Clips/s per contender per mode, the decode-only ceiling as a dashed line."""
+    groups = {name: {k: v for k, v in x["clips_per_s"].items() if k not in ("default", "decode-only")}
+              for name, x in r["modes"].items()}
+    ceiling = {name: x["clips_per_s"]["decode-only"] for name, x in r["modes"].items()}
+    return bar_chart(path, "Loader throughput (median clips/s)", "clips/s", groups, lines=ceiling)
 
 
 def to_markdown(r: dict) -> str:
@@ -224,6 +262,7 @@ def to_markdown(r: dict) -> str:
     m, p = r["machine"], r["params"]
     lines = [
         "# Loader throughput", "",
+        f"![clips/s per contender and mode]({r['plot']})", "",
         f"{p['clips']} clips ({p['source']}) in {p['shards']} shards -> {p['output']}; batch {p['batch_size']}, "
         f"{p['workers']} workers (DALI threads / DataLoader processes); median of {p['repeats']} epochs after a "
         "warm-up epoch, contenders alternated.", "",
@@ -237,9 +276,19 @@ def to_markdown(r: dict) -> str:
         cell = lambda k: f"{c[k]:.1f} ({u[k]:.1f} ms)"  # noqa: E731
         lines.append(f"| {name} | {x['default_source']} | {cell('dali-reader')} | {cell('dali-seek')} | "
                      f"{cell('reference')} | {cell('decode-only')} | {f['default']:.0f} | "
-                     f"{x['default_over_reference']:.2f}x | {x['default_over_reference_cpu']:.2f}x | "
-                     f"{x['reader_share_of_decode_ceiling']:.0%} |")
+                     f"{_x(x['default_over_reference'])} | {_x(x['default_over_reference_cpu'])} | "
+                     (f"{x['reader_share_of_decode_ceiling']:.0%} |" if x['reader_share_of_decode_ceiling'] is not None
+                        else "n/a |"))
     lines += ["", "Cells: median clips/s (CPU milliseconds per clip, all threads and processes)."]
+    if any("torchcodec" in x["clips_per_s"] for x in r["modes"].values()):
+        lines += ["", "| mode | torchcodec (DataLoader + torchcodec) | default / torchcodec | "
+                  "default / torchcodec by CPU time |", "|---|---|---|---|"]
+        for name, x in r["modes"].items():
+            c, u = x["clips_per_s"], x["cpu_ms_per_clip"]
+            lines.append(f"| {name} | {c['torchcodec']:.1f} ({u['torchcodec']:.1f} ms) | "
+                         f"{_x(x['default_over_torchcodec'])} | {_x(x['default_over_torchcodec_cpu'])} |")
+    for k, why in r.get("skipped", {}).items():
+        lines += ["", f"Skipped contender `{k}`: {why}"]
     mem = r["memory"]
     growth = mem["growth_epoch2_to_5"]
     lines += ["", f"DALI loader resident memory per epoch (MiB): {mem['rss_mib_per_epoch']}; growth epoch 2 -> 5: "

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchio import bar_chart, write_atomic
 from synapt_fast.models import create_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,14 +50,11 @@ class Variant:
 
 
 def machine_info(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "device": str(device)}
+    from synapt_fast.machine import machine_info as common
+
+    # The common record (CPU, cores, memory, GPUs + driver, versions) plus this run's torch set-up.
+    info = common() | {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                       "torch": torch.__version__, "python": platform.python_version(), "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -111,7 +109,7 @@ def _bench(name: str, variant: Variant, *, batch_size: int, warmup: int, repeats
             "frames": model.num_frames, "image_size": model.image_size, "layout": model.input_layout,
             "params": sum(p.numel() for p in model.parameters()),
             "step_s_median": median, "step_s_min": min(times), "step_s_max": max(times),
-            "first_step_s": first, "repeats": repeats, "threads": torch.get_num_threads(),
+            "first_step_s": first, "repeats": repeats, "step_s": times, "threads": torch.get_num_threads(),
             "clips_per_s": batch_size / median}
 
 
@@ -171,9 +169,19 @@ def _run(*, quick, models, tiny_batch, full_batch, warmup, repeats, full_repeats
             log(format_row(row))
     add_speedups(record["results"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out_dir / "model.md").write_text(to_markdown(record))
+    record["plot"] = plot(record, out_dir / "model.png")
+    write_atomic(out_dir / "model.json", json.dumps(record, indent=2) + "\n")
+    write_atomic(out_dir / "model.md", to_markdown(record))
     return record
+
+
+def plot(record: dict, path: Path) -> str:
+    """Clips/s per model (groups) and variant (bars), log scale: tiny and full size differ 1000x."""
+    groups: dict[str, dict[str, float]] = {}
+    for r in record["results"]:
+        if "clips_per_s" in r:
+            groups.setdefault(r["model"], {})[r["variant"]] = r["clips_per_s"]
+    return bar_chart(path, "Forward + backward clips/s per model and precision", "clips/s", groups, log=True)
 
 
 def add_speedups(rows: list[dict]) -> None:
@@ -195,6 +203,8 @@ def to_markdown(record: dict) -> str:
     hw = m.get("gpu") or f"{m['cpu']}, {m['cpu_cores']} cores, {m['torch_threads']} torch threads"
     lines = [
         "# Model throughput: forward + backward",
+        "",
+        f"![clips/s per model and variant]({record['plot']})",
         "",
         f"Machine: {hw}; torch {m['torch']}, Python {m['python']}, device `{m['device']}`.",
         f"Median of {record['repeats']} timed steps after {record['warmup']} warm-up steps (full-size "

@@ -27,6 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchio import bar_chart, write_atomic
 from synapt_fast.machine import describe, machine_info
 from synapt_fast.sampleclips import render, write_clip
 from synapt_fast.sharding import ShardOptions, shard_source
@@ -118,8 +119,10 @@ def run(clips: int = 200, repeats: int = 3, out_dir: Path = RESULTS, quick: bool
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     name = "shard_quick" if quick else "shard"
-    (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
-    (out_dir / f"{name}.md").write_text(to_markdown(record))
+    record["plot"] = bar_chart(out_dir / f"{name}.png", "Sharding throughput (median clips/s)", "clips/s",
+                               {"clips/s": record["median_clips_per_s"]})
+    write_atomic(out_dir / f"{name}.json", json.dumps(record, indent=1) + "\n")
+    write_atomic(out_dir / f"{name}.md", to_markdown(record))
     print(to_markdown(record))
     return record
 
@@ -127,7 +130,7 @@ def run(clips: int = 200, repeats: int = 3, out_dir: Path = RESULTS, quick: bool
 def to_markdown(r: dict) -> str:
     m, p = r["machine"], r["params"]
     lines = [
-        "# Sharding throughput", "",
+        "# Sharding throughput", "", f"![clips/s per contender]({r['plot']})", "",
         f"{p['clips']} clips ({p['source']}) -> VP9 short side {p['encode']['short_side']}, "
         f"{p['encode']['fps']:g} fps, GOP {p['encode']['gop']}; median of {p['repeats']} repeats, "
         "contenders alternated.", "",

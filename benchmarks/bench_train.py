@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchio import bar_chart, write_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TINY_MODELS = {  # model: (sampling, frames)
     "tsn_tiny": ("segments", 8),
@@ -136,16 +138,24 @@ def bench_model(name: str, shards: Path, run_root: Path, *, batch: int, image_si
            "bare_ms_per_step": 1000 * b / steps, "trainer_ms_per_step": 1000 * o / steps,
            "overhead": overhead, "bare_clips_per_s": steps * batch / b, "trainer_clips_per_s": steps * batch / o,
            "real_loader_clips_per_s": statistics.median(rates), "data_wait": statistics.median(waits),
-           "repeats": repeats}
+           "repeats": repeats, "per_repeat_bare_s": bare, "per_repeat_trainer_s": ours,
+           "per_epoch_data_wait": waits, "per_epoch_clips_per_s": rates}
     log(f"{name}: bare {row['bare_ms_per_step']:.2f} ms/step, trainer {row['trainer_ms_per_step']:.2f} ms/step "
         f"(overhead {row['overhead']:+.1%}); real loader {row['real_loader_clips_per_s']:.0f} clips/s, "
         f"data wait {row['data_wait']:.0%}")
     return row
 
 
+def plot(record: dict, path: Path) -> str:
+    """Data-wait share of a real-loader epoch and trainer overhead, per model (per cent)."""
+    groups = {r["model"]: {"data wait %": 100 * r["data_wait"], "trainer overhead %": 100 * r["overhead"]}
+              for r in record["results"]}
+    return bar_chart(path, "Data-wait share and trainer overhead", "% of step time", groups)
+
+
 def markdown(record: dict) -> str:
     m = record["machine"]
-    lines = ["# Trainer overhead and data wait", "",
+    lines = ["# Trainer overhead and data wait", "", f"![data wait per model]({record['plot']})", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['versions'].get('torch')}, "
              f"DALI {m['versions'].get('nvidia-dali-cuda120') or m['versions'].get('nvidia-dali-cuda130')}, "
              f"1 torch thread, 1 process, CPU; {'quick run' if record['quick'] else 'full run'}.", "",
@@ -199,8 +209,9 @@ def run(*, quick: bool = False, models: list[str] | None = None, repeats: int = 
     record["load_average_after"] = os.getloadavg()[0]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "train.json").write_text(json.dumps(record, indent=1) + "\n")
-    (out_dir / "train.md").write_text(markdown(record))
+    record["plot"] = plot(record, out_dir / "train.png")
+    write_atomic(out_dir / "train.json", json.dumps(record, indent=1) + "\n")
+    write_atomic(out_dir / "train.md", markdown(record))
     log(f"results -> {out_dir / 'train.json'}, {out_dir / 'train.md'}")
     return record
 

@@ -332,7 +332,8 @@ def subset(
                                                           "classes ranked by probe accuracy."),
     k: int = typer.Option(25, help="Bias-ranked: classes per window."),
     count: int = typer.Option(8, help="Bias-ranked: number of windows (starts evenly spaced over the ranking)."),
-    rank_by: str = typer.Option("train", help="Bias-ranked: rank by the probe's per-class 'train' or 'val' accuracy."),
+    rank_by: str = typer.Option("train_cv", help="Bias-ranked: rank by the probe's per-class 'train_cv' (out-of-fold "
+                                                 "on train), 'train' or 'val' accuracy."),
     seed: int = typer.Option(0, help="Seed of the class and sample orders (same seed: nested subsets)."),
     set_name: Optional[str] = typer.Option(None, "--set", help="Output set name (default: OUT's parent folder name)."),
     split: Optional[str] = typer.Option(None, help="Output split name (default: OUT's folder name)."),
@@ -344,12 +345,13 @@ def subset(
 
     from synapt_fast.subsets import (SubsetError, bias_windows, classes_from as read_classes, read_bias_ranking,
                                      read_split, select, write_subset)
+    from synapt_fast.verify import ShardError
 
     console = Console()
     if sum(x is not None for x in (classes, classes_from, bias_ranked)) > 1:
         raise _fail("choose one of --classes, --classes-from and --bias-ranked")
-    if rank_by not in ("train", "val"):
-        raise _fail(f"--rank-by must be 'train' or 'val', not {rank_by!r}")
+    if rank_by not in ("train_cv", "train", "val"):
+        raise _fail(f"--rank-by must be 'train_cv', 'train' or 'val', not {rank_by!r}")
     try:
         manifest, samples = read_split(src)
         if bias_ranked is None:
@@ -374,7 +376,7 @@ def subset(
                 console.print(f"  short: {line}", highlight=False)
             if len(sel.short) > 10:
                 console.print(f"  ... and {len(sel.short) - 10} more (see {path / 'subset.json'})", highlight=False)
-    except (SubsetError, OSError) as e:
+    except (SubsetError, ShardError, OSError) as e:
         raise _fail(str(e))
 
 
@@ -391,6 +393,7 @@ def bias(
     cache_dir: Path = typer.Option(Path(".cache/features"), help="Feature cache (.npz keyed by shards, weights, sampling)."),
     weight_decay: float = typer.Option(1e-3, help="Probe L2 penalty."),
     seed: int = typer.Option(0, help="Probe seed."),
+    folds: int = typer.Option(5, help="Folds of the out-of-fold per-class train accuracy (the bias-ranking key)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON here (default: print only)."),
 ):
     """Representation bias (paper Eq. 1): a linear probe on frozen ImageNet frame features."""
@@ -405,11 +408,11 @@ def bias(
     try:
         result = measure_bias(train, val, weights, FeatureSpec(arch=arch, frames=frames, size=size),
                               cache_dir=cache_dir, batch_size=batch_size, workers=workers,
-                              weight_decay=weight_decay, seed=seed)
+                              weight_decay=weight_decay, seed=seed, folds=folds)
     except (BiasError, OSError) as e:
         raise _fail(str(e))
     table = Table(title=f"representation bias: {result['dataset']}", show_header=False)
-    for key in ("classes", "num_train", "num_val", "train_accuracy", "M", "M_rnd", "B"):
+    for key in ("classes", "num_train", "num_val", "train_accuracy", "train_cv_accuracy", "M", "M_rnd", "B"):
         v = result[key]
         table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
     table.add_row("features", ", ".join(f"{s} {'cached' if result['features'][s]['cache_hit'] else 'extracted'}"
@@ -471,6 +474,29 @@ def sweep(
     if outcome.failed:
         raise _fail(f"{len(outcome.failed)} cell(s) failed: " + ", ".join(
             f"{o.tag} ({o.message})" for o in outcome.failed))
+
+
+@app.command("report")
+def report(
+    runs_dir: Path = typer.Argument(..., help="Folder searched (recursively) for result.json, sweep.json and bias JSON."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: RUNS_DIR/report)."),
+):
+    """The paper's Tables 1-5 (top-1 with training / evaluation clips/s) and Figures 2-4 from finished runs."""
+    from rich.console import Console
+
+    from synapt_fast.report import build, write
+
+    if not runs_dir.is_dir():
+        raise _fail(f"{runs_dir}: not a folder")
+    out = out or runs_dir / "report"
+    rep = build(runs_dir, exclude=out)
+    if not rep.runs and not rep.bias:
+        raise _fail(f"{runs_dir}: no result.json of a transfer run (finetune, linear_probe, scratch) or bias record")
+    text = write(rep, out)
+    console = Console()
+    console.print(text, markup=False, highlight=False)
+    console.print(f"-> {out / 'report.md'} ({len(rep.tables)} table(s), "
+                  f"{sum(bool(p) for p in rep.figures.values())} figure(s))", highlight=False)
 
 
 def _benchmark(name: str):

@@ -54,7 +54,7 @@ def machine_info() -> dict:
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "versions": {d: _version(d) for d in ("synapt-fast", "torch", "nvidia-dali-cuda120", "nvidia-dali-cuda130",
-                                              "av", "webdataset", "numpy") if _version(d)},
+                                              "av", "webdataset", "numpy", "torchcodec") if _version(d)},
     }
 
 

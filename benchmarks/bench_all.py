@@ -1,0 +1,125 @@
+"""The whole suite in sequence (shard, loader, model, train, shapes), then an index of headlines.
+
+Each benchmark writes its own JSON, markdown and PNG as when run alone; this writes
+`summary.{json,md}` beside them: the machine, and per benchmark its result files and headline
+figures (or the reason it did not run). `--quick` runs every quick mode into `--out-dir` (a
+minute or so on 2 cores: what CI runs); without it the full runs take tens of minutes.
+Run: `synapt-fast bench all [--quick] [--out-dir DIR]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from benchio import write_atomic
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ORDER = ("shard", "loader", "model", "train", "shapes")
+
+
+def _stem(name: str, quick: bool) -> str:
+    # shard, loader and shapes keep a quick run apart from the committed full results; model and
+    # train always write under their own name.
+    return f"{name}_quick" if quick and name in ("shard", "loader", "shapes") else name
+
+
+def headline(name: str, r: dict) -> dict:
+    """The few figures of one benchmark record that the summary shows."""
+    if name == "shard":
+        return {"shard_1w_clips_per_s": r["median_clips_per_s"]["shard-1w"],
+                "shard_1w_over_ffmpeg_1p": r["ratios"]["shard_1w_over_ffmpeg_1p"],
+                "shard_2w_over_shard_1w": r["ratios"]["shard_2w_over_shard_1w"]}
+    if name == "loader":
+        out = {}
+        for mode, x in r["modes"].items():
+            out[mode] = {"default_clips_per_s": x["clips_per_s"]["default"],
+                         "default_over_reference": x["default_over_reference"],
+                         "default_over_reference_cpu": x["default_over_reference_cpu"],
+                         "default_share_of_decode_ceiling": x["default_share_of_decode_ceiling"]}
+            if "default_over_torchcodec" in x:
+                out[mode]["default_over_torchcodec"] = x["default_over_torchcodec"]
+        return out
+    if name == "model":
+        return {row["model"]: round(row["clips_per_s"], 3) for row in r["results"]
+                if row.get("variant") == "fp32" and "clips_per_s" in row}
+    if name == "train":
+        return {row["model"]: {"overhead": round(row["overhead"], 4), "data_wait": round(row["data_wait"], 4)}
+                for row in r["results"]}
+    if name == "shapes":
+        return {k: {"train_clips_per_s": round(r["params"]["batch"] / s["median_s"]["train"], 4),
+                    "eval_videos_per_s": round(1 / s["median_s"]["eval"], 4)} for k, s in r["shapes"].items()}
+    raise ValueError(f"no headline for benchmark {name!r}")
+
+
+def run_one(name: str, quick: bool, out_dir: Path) -> dict:
+    import importlib
+
+    bench = importlib.import_module(f"bench_{name}")  # beside this file
+    if name == "shard" and not shutil.which("ffmpeg"):
+        raise SystemExit("ffmpeg not found (the peer baseline): apt install ffmpeg")
+    return bench.run(quick=quick, out_dir=out_dir)
+
+
+def run(*, quick: bool = False, out_dir: Path = RESULTS, only: list[str] | None = None, log=print) -> dict:
+    from synapt_fast.machine import machine_info
+
+    names = [n for n in ORDER if not only or n in only]
+    out_dir = Path(out_dir)
+    summary = {"benchmark": "all", "quick": quick, "machine": machine_info(), "benchmarks": {}}
+    for name in names:
+        log(f"== bench {name}{' --quick' if quick else ''}")
+        t0 = time.perf_counter()
+        try:
+            record = run_one(name, quick, out_dir)
+        except SystemExit as exc:  # a benchmark that cannot run here says why; the rest still run
+            summary["benchmarks"][name] = {"skipped": str(exc)}
+            continue
+        stem = _stem(name, quick)
+        summary["benchmarks"][name] = {
+            "seconds": round(time.perf_counter() - t0, 1),
+            "files": [f"{stem}.{ext}" for ext in ("json", "md", "png") if (out_dir / f"{stem}.{ext}").exists()],
+            "headline": headline(name, record)}
+    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    write_atomic(out_dir / "summary.md", to_markdown(summary))
+    log(f"summary -> {out_dir / 'summary.md'}")
+    return summary
+
+
+def _fmt(v) -> str:
+    if isinstance(v, dict):
+        return "; ".join(f"{k} {_fmt(x)}" for k, x in v.items())
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def to_markdown(s: dict) -> str:
+    from synapt_fast.machine import describe
+
+    lines = ["# Benchmark suite summary" + (" (quick mode: smoke figures, not results)" if s["quick"] else ""), "",
+             describe(s["machine"]) + ".", "",
+             "| benchmark | files | seconds | headline |", "|---|---|---:|---|"]
+    for name, b in s["benchmarks"].items():
+        if "skipped" in b:
+            lines.append(f"| {name} | — | — | skipped: {b['skipped']} |")
+            continue
+        files = ", ".join(f"[{f}]({f})" for f in b["files"])
+        head = "<br>".join(f"{k}: {_fmt(v)}" for k, v in b["headline"].items())
+        lines.append(f"| {name} | {files} | {b['seconds']:.0f} | {head} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", action="append", choices=ORDER)
+    ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    a = ap.parse_args(argv)
+    run(quick=a.quick, out_dir=a.out_dir, only=a.only)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

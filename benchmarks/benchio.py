@@ -1,0 +1,51 @@
+"""What every benchmark writes: result files replaced atomically, and a bar chart beside them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via `path.partial` + rename, so a stopped run never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def bar_chart(path: Path, title: str, ylabel: str, groups: dict[str, dict[str, float]], *,
+              lines: dict[str, float] | None = None, log: bool = False) -> str:
+    """A grouped bar chart PNG: one group per key of `groups`, one bar per series inside it.
+
+    `lines` draws one horizontal marker per group (e.g. the decode-only ceiling), keyed like
+    `groups`. Returns the file name, for the markdown link. matplotlib's Agg backend: no display.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = list(dict.fromkeys(s for g in groups.values() for s in g))
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(series)) * 0.5 + 2), 4.2))
+    for j, s in enumerate(series):
+        xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
+        ax.bar(xs, [g.get(s, 0.0) for g in groups.values()], width, label=s)
+    for i, name in enumerate(groups):
+        if lines and name in lines:
+            ax.hlines(lines[name], i - 0.45, i + 0.45, colors="black", linestyles="dashed",
+                      label="decode-only ceiling" if i == 0 else None)
+    ax.set_xticks(range(len(groups)), list(groups), rotation=20 if len(groups) > 4 else 0, ha="right"
+                  if len(groups) > 4 else "center")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = Path(path).with_name(Path(path).name + ".partial.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return Path(path).name
