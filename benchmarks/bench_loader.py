@@ -131,6 +131,10 @@ def _x(v: float | None) -> str:
     return f"{v:.2f}x" if v is not None else "n/a"
 
 
+def _pct(v: float | None) -> str:
+    return f"{v:.0%}" if v is not None else "n/a"
+
+
 def time_epoch(loader) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, clips) of one epoch."""
     c0, t0 = cpu_seconds(), time.perf_counter()
@@ -277,8 +281,7 @@ def to_markdown(r: dict) -> str:
         lines.append(f"| {name} | {x['default_source']} | {cell('dali-reader')} | {cell('dali-seek')} | "
                      f"{cell('reference')} | {cell('decode-only')} | {f['default']:.0f} | "
                      f"{_x(x['default_over_reference'])} | {_x(x['default_over_reference_cpu'])} | "
-                     (f"{x['reader_share_of_decode_ceiling']:.0%} |" if x['reader_share_of_decode_ceiling'] is not None
-                        else "n/a |"))
+                     f"{_pct(x['reader_share_of_decode_ceiling'])} |")
     lines += ["", "Cells: median clips/s (CPU milliseconds per clip, all threads and processes)."]
     if any("torchcodec" in x["clips_per_s"] for x in r["modes"].values()):
         lines += ["", "| mode | torchcodec (DataLoader + torchcodec) | default / torchcodec | "
