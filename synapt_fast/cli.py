@@ -493,10 +493,10 @@ def report(
     if not rep.runs and not rep.bias:
         raise _fail(f"{runs_dir}: no result.json of a transfer run (finetune, linear_probe, scratch) or bias record")
     text = write(rep, out)
-    console = Console()
-    console.print(text, markup=False, highlight=False)
-    console.print(f"-> {out / 'report.md'} ({len(rep.tables)} table(s), "
-                  f"{sum(bool(p) for p in rep.figures.values())} figure(s))", highlight=False)
+    typer.echo(text)  # plain: markdown tables must not be wrapped at the terminal width
+    figures = sorted(p.name for p in out.glob("fig*.png"))
+    Console().print(f"-> {out / 'report.md'}, {len(rep.tables)} table(s) as CSV, figures: {', '.join(figures) or 'none'}",
+                    highlight=False)
 
 
 def _benchmark(name: str):

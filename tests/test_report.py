@@ -1,0 +1,149 @@
+"""The report: the paper's tables and figures from result files written here, gaps and sweeps included."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+
+MACHINE = {"cpu": "Test CPU 9000", "cores": 2, "memory_gib": 8.0, "gpus": [], "versions": {"torch": "2.13.0"}}
+
+
+def result(run_dir: Path, model: str, mode: str, source: str, dataset: str, top1: float, *, frames: int = 8,
+           train: float = 120.0, evaluate: float = 480.0, best: float | None = None) -> None:
+    run_dir.mkdir(parents=True)
+    (run_dir / "result.json").write_text(json.dumps({
+        "run": run_dir.name, "model": model, "mode": mode, "pretrained_on": source, "dataset": dataset,
+        "num_classes": 10, "top1": top1, "top5": 1.0, "best_top1": top1 if best is None else best,
+        "train_clips_per_s": train, "eval_clips_per_s": evaluate,
+        "hyper_parameters": {"data.num_frames": frames, "optim.lr": 0.001}, "machine": MACHINE}))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    t = "tsn_r50"
+    result(root / "k_ft_ucf", t, "finetune", "kinetics150", "ucf101", 0.8617, train=123.4, evaluate=456.7)
+    result(root / "k_lp_ucf", t, "linear_probe", "kinetics150", "ucf101", 0.6992)
+    result(root / "k_lp_hmdb", t, "linear_probe", "kinetics150", "hmdb51", 0.4634)
+    result(root / "s_ft_ucf", t, "finetune", "synthetic150", "ucf101", 0.8340)
+    result(root / "s_ft_ucf_worse", t, "finetune", "synthetic150", "ucf101", 0.5000)  # same cell: not chosen
+    result(root / "s_lp_ucf", t, "linear_probe", "synthetic150", "ucf101", 0.2802)
+    result(root / "s_lp_hmdb", t, "linear_probe", "synthetic150", "hmdb51", 0.2092)
+    result(root / "scratch_ucf", t, "scratch", "none", "ucf101", 0.4837)
+    result(root / "i3d_s_ft_ssv2", "i3d_r50", "finetune", "synthetic150", "mini_ssv2", 0.5072)
+    result(root / "s30_ft_ucf", t, "finetune", "synthetic30", "ucf101", 0.7100)  # Figure 3
+    result(root / "k_s250_lp_ucf", t, "linear_probe", "kinetics150_s250", "ucf101", 0.6500)  # Figure 4
+    result(root / "k_s750_lp_ucf", t, "linear_probe", "kinetics150_s750", "ucf101", 0.6800)
+    result(root / "tf_k_ft_ucf", "timesformer_b16", "finetune", "kinetics150", "ucf101", 0.9209)
+    result(root / "tf_mit_lp_hmdb", "timesformer_b16", "linear_probe", "mit150", "hmdb51", 0.5271)
+    result(root / "tsn16_s_ft_ucf", t, "finetune", "synthetic150", "ucf101", 0.8610, frames=16)
+    result(root / "pretrain", t, "pretrain", "none", "synthetic150", 0.9)  # a source, not a table cell
+    # A sweep on Diving48: its chosen cell fills the table even though another cell scored higher.
+    sweep = root / "sweeps" / "tsn_r50_8x1_synthetic150_ft-diving48"
+    result(sweep / "lr0.001", t, "finetune", "synthetic150", "diving48", 0.6000)
+    result(sweep / "lr0.0001", t, "finetune", "synthetic150", "diving48", 0.7000)
+    (sweep / "sweep.json").write_text(json.dumps({"chosen": {"tag": "lr0.001", "run": str(sweep / "lr0.001")},
+                                                  "cells": []}))
+    bias = root / "bias"
+    bias.mkdir()
+    for d, m, b in (("kinetics150", 0.4467, 6.07), ("ucf101", 0.6532, 6.04), ("hmdb51", 0.3856, 4.30)):
+        (bias / f"{d}.json").write_text(json.dumps({"dataset": d, "M": m, "M_rnd": 0.01, "B": b,
+                                                    "per_class_accuracy": [0.5, 0.5]}))
+    (root / "broken").mkdir()
+    (root / "broken" / "result.json").write_text("{not json")
+    return root
+
+
+def md_table(text: str, heading: str) -> list[dict]:
+    """The markdown table under `## <heading>...` as a list of row dicts."""
+    section = text.split(f"## {heading}", 1)[1]
+    lines = [line for line in section.split("\n\n", 2)[1].splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+
+
+def row(rows: list[dict], model: str, pre: str, mode: str) -> dict:
+    (found,) = [r for r in rows if (r["Model"], r["Pre-training"], r["Mode"]) == (model, pre, mode)]
+    return found
+
+
+@pytest.fixture(scope="module")
+def report(runs) -> tuple[str, Path]:
+    proc = run_cli("report", str(runs))
+    out = runs / "report"
+    text = (out / "report.md").read_text()
+    assert "Table 1" in proc.stdout and "fig2.png, fig3.png, fig4.png" in proc.stdout
+    return text, out
+
+
+def test_table_1_cells_gaps_and_throughput(report):
+    text, out = report
+    rows = md_table(text, "Table 1")
+    assert list(rows[0])[:9] == ["Model", "Pre-training", "Mode", "UCF101", "HMDB51", "Mini-SSV2", "Diving48",
+                                 "IkeaFA", "UAV-Human"]
+    k_ft = row(rows, "TSN", "Kinetics (kinetics150)", "FT")
+    assert k_ft["UCF101"] == "86.17 (123 / 457)"  # top-1 % (training / evaluation clips/s)
+    assert k_ft["HMDB51"] == "—" and k_ft["IkeaFA"] == "—"
+    assert row(rows, "TSN", "Synthetic (synthetic150)", "FT")["UCF101"].startswith("83.40 (")  # best of two
+    assert row(rows, "TSN", "Synthetic (synthetic150)", "FT")["Diving48"].startswith("60.00 (")  # the sweep's choice
+    assert row(rows, "TSN", "Scratch", "Scratch")["UCF101"].startswith("48.37 (")
+    assert row(rows, "I3D", "Synthetic (synthetic150)", "FT")["Mini-SSV2"].startswith("50.72 (")
+    assert row(rows, "I3D", "Kinetics (kinetics150)", "LP")["UCF101"] == "—"  # no Kinetics I3D run at all: still a row
+    assert [r["Mode"] for r in rows if r["Model"] == "TSN"] == ["FT", "LP", "FT", "LP", "Scratch"]
+    cells = [v for r in rows for k, v in r.items() if k not in ("Model", "Pre-training", "Mode")]
+    assert "—" in cells and not any(c.startswith(("0.0", "0.00")) for c in cells)
+    assert "86.10" not in "".join(cells) and "71.00" not in "".join(cells)  # 16-frame and 30-class runs elsewhere
+    assert "Throughput measured on: Test CPU 9000, 2 cores, 8.0 GiB, GPUs: none; torch 2.13.0" in text
+
+    # The CSV holds the same cells, missing ones empty (never 0).
+    records = list(csv.DictReader(open(out / "table1.csv")))
+    by = {(r["model"], r["pretraining"], r["mode"], r["dataset"]): r for r in records}
+    assert len(records) == len(rows) * 6  # every row x the paper's six datasets
+    assert by[("tsn_r50", "kinetics150", "FT", "ucf101")]["top1"] == "86.17"
+    assert by[("tsn_r50", "kinetics150", "FT", "ucf101")]["train_clips_per_s"] == "123.4"
+    assert by[("tsn_r50", "kinetics150", "FT", "hmdb51")]["top1"] == ""
+    for r in rows:
+        for d, title in (("ucf101", "UCF101"), ("diving48", "Diving48"), ("hmdb51", "HMDB51")):
+            pre = {"Scratch": "none"}.get(r["Mode"], r["Pre-training"].split("(")[-1].rstrip(")").lower())
+            rec = by[({"TSN": "tsn_r50", "I3D": "i3d_r50"}[r["Model"]], pre, r["Mode"], d)]
+            assert (rec["top1"] or "—") == r[title].split(" ")[0]
+
+
+def test_tables_2_to_5(report):
+    text, out = report
+    bias = md_table(text, "Table 2")
+    assert list(bias[0])[1:] == ["kinetics150", "UCF101", "HMDB51"]
+    assert bias[0]["UCF101"] == "65.32" and bias[1]["HMDB51"] == "4.30"
+    assert {r["dataset"]: r["B"] for r in csv.DictReader(open(out / "table2.csv"))}["kinetics150"] == "6.07"
+    t3 = md_table(text, "Table 3")
+    assert row(t3, "TimeSformer", "Kinetics (kinetics150)", "FT")["UCF101"].startswith("92.09 (")
+    t4 = md_table(text, "Table 4")
+    assert row(t4, "TimeSformer", "MiT (mit150)", "LP")["HMDB51"].startswith("52.71 (")
+    assert row(t4, "TimeSformer", "Synthetic", "FT")["UCF101"] == "—"
+    t5 = md_table(text, "Table 5")
+    assert row(t5, "TSN", "Synthetic (synthetic150)", "FT")["UCF101"].startswith("86.10 (")
+    assert [r["Mode"] for r in t5] == ["FT", "FT"]
+
+
+def test_figures_and_skips(report):
+    text, out = report
+    for name in ("fig2.png", "fig3.png", "fig4.png"):
+        with Image.open(out / name) as im:
+            im.verify()
+            assert im.format == "PNG"
+        assert f"]({name})" in text
+    assert "broken/result.json: not readable JSON" in text
+    assert "s_ft_ucf_worse/result.json: a better run" in text
+    assert "lr0.0001/result.json: not the chosen cell" in text
+
+
+def test_report_of_an_empty_folder_fails_cleanly(tmp_path):
+    proc = run_cli("report", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "no result.json" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "report").exists()
