@@ -344,6 +344,12 @@ def _figure_points(report: Report) -> None:
         key=lambda p: (p["dataset"], p["model"], p["family"], p["mode"], p["x"]))
 
 
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _plot(name: str, points: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -424,7 +430,9 @@ def write(report: Report, out: Path) -> str:
         points = report.figures.get(name) or []
         parts += ["", f"## {title}", ""]
         # a curve needs two x values (Figure 2: two datasets with a bias); one point says nothing
-        if len({p.get("x", p.get("B")) for p in points}) >= 2:
+        if len({p.get("x", p.get("B")) for p in points}) >= 2 and not _has_matplotlib():
+            parts.append("Not drawn: matplotlib is not installed (pip install 'synapt-fast[bench]').")
+        elif len({p.get("x", p.get("B")) for p in points}) >= 2:
             _plot(name, points, out / name)
             parts.append(f"![{title}]({name})")
         else:
