@@ -178,7 +178,7 @@ def find_bias(root: Path, skipped: list[str]) -> dict[str, dict]:
         except (OSError, ValueError):
             continue
         if not (isinstance(rec, dict) and isinstance(rec.get("dataset"), str)
-                and isinstance(rec.get("M"), (int, float)) and isinstance(rec.get("B"), (int, float))):
+                and isinstance(rec.get("M"), (int, float)) and "B" in rec):  # B is null when M is 0
             continue
         if rec["dataset"] in out:
             skipped.append(f"{path}: a second bias record for {rec['dataset']} (using {out[rec['dataset']]['file']})")
@@ -264,6 +264,10 @@ def transfer_table(name: str, title: str, runs: list[Run], *, families: list[str
     return Table(name, title, header, rows, records, notes)
 
 
+def _number(x, missing: str = MISSING) -> str:
+    return f"{x:.2f}" if isinstance(x, (int, float)) else missing
+
+
 def bias_table(bias: dict[str, dict]) -> Table:
     pre = [d for d in bias if Source.parse(d).family in FAMILY_ORDER]
     columns = sorted(pre, key=lambda d: (_family_order([Source.parse(x).family for x in pre])
@@ -271,8 +275,8 @@ def bias_table(bias: dict[str, dict]) -> Table:
     columns += dataset_order(set(bias) - set(pre))
     m_pct = {d: 100 * bias[d]["M"] if bias[d]["M"] <= 1 else bias[d]["M"] for d in columns}
     rows = [["ImageNet LP accuracy M (%)", *(f"{m_pct[d]:.2f}" for d in columns)],
-            ["Representation bias B", *(f"{bias[d]['B']:.2f}" for d in columns)]]
-    records = [{"dataset": d, "M_percent": f"{m_pct[d]:.2f}", "B": f"{bias[d]['B']:.2f}",
+            ["Representation bias B", *(_number(bias[d]["B"]) for d in columns)]]
+    records = [{"dataset": d, "M_percent": f"{m_pct[d]:.2f}", "B": _number(bias[d]["B"], ""),
                 "M_rnd": bias[d].get("M_rnd", ""), "file": bias[d]["file"]} for d in columns]
     return Table("table2", "Table 2: representation bias (linear probe on frozen ImageNet features)",
                  ["", *map(_title, columns)], rows, records,
@@ -328,7 +332,7 @@ def _figure_points(report: Report) -> None:
         for model in sorted({m for m, _ in lp}):
             real = next((lp[(model, f)] for f in REAL_FAMILIES if (model, f) in lp), None)
             syn = lp.get((model, "Synthetic"))
-            if real and syn and syn.top1 > 0:
+            if real and syn and syn.top1 > 0 and isinstance(rec["B"], (int, float)):
                 fig2.append({"dataset": d, "model": model, "B": rec["B"], "ratio": real.top1 / syn.top1,
                              "real": real.source.family})
     report.figures["fig2.png"] = sorted(fig2, key=lambda p: (p["model"], p["B"], p["dataset"]))

@@ -55,6 +55,7 @@ def runs(tmp_path_factory) -> Path:
     for d, m, b in (("kinetics150", 0.4467, 6.07), ("ucf101", 0.6532, 6.04), ("hmdb51", 0.3856, 4.30)):
         (bias / f"{d}.json").write_text(json.dumps({"dataset": d, "M": m, "M_rnd": 0.01, "B": b,
                                                     "per_class_accuracy": [0.5, 0.5]}))
+    (bias / "ikea_fa.json").write_text(json.dumps({"dataset": "ikea_fa", "M": 0.0, "M_rnd": 0.0833, "B": None}))
     (root / "broken").mkdir()
     (root / "broken" / "result.json").write_text("{not json")
     return root
@@ -118,7 +119,8 @@ def test_table_1_cells_gaps_and_throughput(report):
 def test_tables_2_to_5(report):
     text, out = report
     bias = md_table(text, "Table 2")
-    assert list(bias[0])[1:] == ["kinetics150", "UCF101", "HMDB51"]
+    assert list(bias[0])[1:] == ["kinetics150", "UCF101", "HMDB51", "IkeaFA"]
+    assert bias[0]["IkeaFA"] == "0.00" and bias[1]["IkeaFA"] == "—"  # M = 0: no bias defined
     assert bias[0]["UCF101"] == "65.32" and bias[1]["HMDB51"] == "4.30"
     assert {r["dataset"]: r["B"] for r in csv.DictReader(open(out / "table2.csv"))}["kinetics150"] == "6.07"
     t3 = md_table(text, "Table 3")
