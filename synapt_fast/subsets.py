@@ -17,7 +17,8 @@ rewritten. The split is written to `<out>.partial/` and renamed once complete, w
 indexes, a manifest and `subset.json` (mapping, seed, asset shares, shortfalls).
 
 Bias-ranked subsets (paper §4.3, Figure 2): classes ranked by a static-feature linear probe's
-per-class accuracy (the `bias` command's JSON), cut into `count` windows of `k` consecutive
+per-class accuracy (the `bias` command's JSON; by default its out-of-fold train accuracy, since
+the probe's plain train accuracy is often 1.0 for every class), cut into `count` windows of `k` consecutive
 classes whose starts are evenly spaced from the lowest-accuracy end to the highest:
 start_i = round(i * (C - k) / (count - 1)).
 """
@@ -310,7 +311,7 @@ def bias_windows(per_class_accuracy: dict[str, float], k: int, count: int) -> li
     return windows
 
 
-def read_bias_ranking(path: Path, rank_by: str = "train") -> dict[str, float]:
+def read_bias_ranking(path: Path, rank_by: str = "train_cv") -> dict[str, float]:
     """Per-class probe accuracies from a `synapt-fast bias` JSON."""
     key = f"per_class_{rank_by}_accuracy"
     try:

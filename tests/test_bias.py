@@ -98,6 +98,8 @@ def test_scene_bias_raises_B_and_features_are_cached(tasks, weights, tmp_path):
     assert high["B"] > low["B"] + 0.4, (low["M"], high["M"])
     assert high["B"] == pytest.approx(math.log2(high["M"] * 4)) and high["M_rnd"] == 0.25
     assert set(high["per_class_train_accuracy"]) == set(high["class_names"]) == set(high["per_class_val_accuracy"])
+    assert set(high["per_class_train_cv_accuracy"]) == set(high["class_names"])
+    assert high["train_cv_accuracy"] > low["train_cv_accuracy"]
     assert high["num_train"] == 48 and high["num_val"] == 24
 
     files = sorted(cache.glob("down_b090-*.npz"))

@@ -147,7 +147,7 @@ def test_bias_windows_are_evenly_spaced_over_the_ranking():
 
 
 def test_bias_ranked_cli_writes_one_verified_split_per_window(src, tmp_path):
-    probe = {"per_class_train_accuracy": {"class_00": 0.9, "class_01": 0.1, "class_02": 0.5, "class_03": 0.3}}
+    probe = {"per_class_train_cv_accuracy": {"class_00": 0.9, "class_01": 0.1, "class_02": 0.5, "class_03": 0.3}}
     (tmp_path / "bias.json").write_text(json.dumps(probe))
     proc = run_cli("subset", str(src), str(tmp_path / "hm" / "train"), "--bias-ranked", str(tmp_path / "bias.json"),
                    "--k", "2", "--count", "3")
