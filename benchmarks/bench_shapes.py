@@ -97,9 +97,7 @@ class Shape:
     def __init__(self, name: str, num_frames: int, image_size: int | None, batch: int, views: int, device):
         from synapt_fast.models import create_model
 
-        kw = {"num_frames": num_frames} if image_size else {}
-        if image_size:
-            kw["image_size"] = image_size
+        kw = {"num_frames": num_frames} | ({"image_size": image_size} if image_size else {})
         torch.manual_seed(0)
         self.model = create_model(name, num_classes=DATASETS["pretrain"], **kw).to(device)
         self.batch, self.views, self.device = batch, views, device
