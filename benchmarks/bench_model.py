@@ -2,8 +2,9 @@
 
 One training step = zero_grad, forward (optionally under bf16 autocast), cross-entropy, backward
 (no optimizer step: its cost does not depend on the input pipeline or precision choice we study).
-After warm-up steps the median of several timed steps is reported; on a GPU each step ends with a
-synchronisation so the time is the device's, not the launch queue's.
+After warm-up steps the median of several timed steps is reported, a model's variants alternating
+step by step (order reversed every repeat); on a GPU each step ends with a synchronisation so the
+time is the device's, not the launch queue's.
 
 Variants: fp32 and bf16 autocast for every model; channels-last memory format for the CNNs;
 `torch.compile` when asked (its compile time is reported separately). A variant is reported with
@@ -67,50 +68,73 @@ def _sync(device: torch.device) -> None:
 
 def bench_one(name: str, variant: Variant, *, batch_size: int, warmup: int, repeats: int,
               device: torch.device) -> dict:
-    """Median forward+backward time of `name` under `variant`; returns one result row."""
-    torch.manual_seed(0)
-    default_threads = torch.get_num_threads()
-    if variant.threads:
-        torch.set_num_threads(variant.threads)
-    try:
-        return _bench(name, variant, batch_size=batch_size, warmup=warmup, repeats=repeats, device=device)
-    finally:
-        torch.set_num_threads(default_threads)
+    """Median forward+backward time of `name` under `variant` alone; returns one result row."""
+    return bench_models(name, [variant], batch_size=batch_size, warmup=warmup, repeats=repeats, device=device)[0]
 
 
-def _bench(name: str, variant: Variant, *, batch_size: int, warmup: int, repeats: int,
-           device: torch.device) -> dict:
-    model = create_model(name, num_classes=87).to(device).train()
-    clips = torch.randn(model.input_shape(batch_size), device=device)
-    labels = torch.randint(0, 87, (batch_size,), device=device)
-    if variant.channels_last:
-        fmt = torch.channels_last_3d if model.input_layout == "NCTHW" else torch.channels_last
-        model = model.to(memory_format=fmt)
-        if clips.dim() == 5 and model.input_layout == "NCTHW":
-            clips = clips.contiguous(memory_format=torch.channels_last_3d)
-    step_model = torch.compile(model) if variant.compile else model
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=variant.precision == "bf16")
+class _Step:
+    """One model under one variant: a timed training step (without the optimizer step)."""
 
-    def step() -> float:
-        start = time.perf_counter()
-        model.zero_grad(set_to_none=True)
-        with autocast:
-            loss = F.cross_entropy(step_model(clips), labels)
-        loss.backward()
-        _sync(device)
-        return time.perf_counter() - start
+    def __init__(self, name: str, variant: Variant, batch_size: int, device: torch.device):
+        torch.manual_seed(0)
+        self.variant, self.device = variant, device
+        self.model = model = create_model(name, num_classes=87).to(device).train()
+        self.clips = torch.randn(model.input_shape(batch_size), device=device)
+        self.labels = torch.randint(0, 87, (batch_size,), device=device)
+        if variant.channels_last:
+            fmt = torch.channels_last_3d if model.input_layout == "NCTHW" else torch.channels_last
+            self.model = model = model.to(memory_format=fmt)
+            if self.clips.dim() == 5 and model.input_layout == "NCTHW":
+                self.clips = self.clips.contiguous(memory_format=torch.channels_last_3d)
+        self.step_model = torch.compile(model) if variant.compile else model
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=variant.precision == "bf16")
 
-    first = step()  # includes compilation when compiling
-    for _ in range(max(warmup - 1, 0)):
-        step()
-    times = [step() for _ in range(repeats)]
-    median = statistics.median(times)
-    return {"model": name, "variant": variant.label, **asdict(variant), "batch_size": batch_size,
-            "frames": model.num_frames, "image_size": model.image_size, "layout": model.input_layout,
-            "params": sum(p.numel() for p in model.parameters()),
-            "step_s_median": median, "step_s_min": min(times), "step_s_max": max(times),
-            "first_step_s": first, "repeats": repeats, "step_s": times, "threads": torch.get_num_threads(),
-            "clips_per_s": batch_size / median}
+    def __call__(self) -> float:
+        default_threads = torch.get_num_threads()
+        if self.variant.threads:
+            torch.set_num_threads(self.variant.threads)
+        try:
+            start = time.perf_counter()
+            self.model.zero_grad(set_to_none=True)
+            with self.autocast:
+                loss = F.cross_entropy(self.step_model(self.clips), self.labels)
+            loss.backward()
+            _sync(self.device)
+            return time.perf_counter() - start
+        finally:
+            torch.set_num_threads(default_threads)
+
+
+def bench_models(name: str, variants: list[Variant], *, batch_size: int, warmup: int, repeats: int,
+                 device: torch.device) -> list[dict]:
+    """One row per variant of `name`; the variants' timed steps alternate (order reversed every
+    repeat) so load drift on a shared machine hits all of them alike."""
+    steps, rows = {}, {}
+    for v in variants:
+        try:
+            steps[v.label] = _Step(name, v, batch_size, device)
+            first = steps[v.label]()  # includes compilation when compiling
+            for _ in range(max(warmup - 1, 0)):
+                steps[v.label]()
+            rows[v.label] = {"first_step_s": first}
+        except Exception as exc:  # a variant the backend cannot run is a result, not a crash
+            steps.pop(v.label, None)
+            rows[v.label] = {"model": name, "variant": v.label, **asdict(v), "batch_size": batch_size,
+                             "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for r in range(repeats):
+        for k in (list(steps) if r % 2 == 0 else list(reversed(steps))):
+            times[k].append(steps[k]())
+    for k, step in steps.items():
+        model, t = step.model, times[k]
+        median = statistics.median(t)
+        rows[k] = {"model": name, "variant": k, **asdict(step.variant), "batch_size": batch_size,
+                   "frames": model.num_frames, "image_size": model.image_size, "layout": model.input_layout,
+                   "params": sum(p.numel() for p in model.parameters()),
+                   "step_s_median": median, "step_s_min": min(t), "step_s_max": max(t),
+                   "first_step_s": rows[k]["first_step_s"], "repeats": repeats, "step_s": t,
+                   "threads": step.variant.threads or torch.get_num_threads(), "clips_per_s": batch_size / median}
+    return [rows[v.label] for v in variants]
 
 
 def variants_for(name: str, *, quick: bool, try_compile: bool) -> list[Variant]:
@@ -159,12 +183,8 @@ def _run(*, quick, models, tiny_batch, full_batch, warmup, repeats, full_repeats
         batch = tiny_batch if tiny else full_batch
         # Full-size models take seconds per step on a CPU: fewer repeats, one warm-up.
         n_rep, n_warm = (repeats, warmup) if tiny or dev.type == "cuda" else (full_repeats, 1)
-        for variant in variants_for(name, quick=quick, try_compile=name in compile_models):
-            try:
-                row = bench_one(name, variant, batch_size=batch, warmup=n_warm, repeats=n_rep, device=dev)
-            except Exception as exc:  # a variant the backend cannot run is a result, not a crash
-                row = {"model": name, "variant": variant.label, **asdict(variant), "batch_size": batch,
-                       "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+        variants = variants_for(name, quick=quick, try_compile=name in compile_models)
+        for row in bench_models(name, variants, batch_size=batch, warmup=n_warm, repeats=n_rep, device=dev):
             record["results"].append(row)
             log(format_row(row))
     add_speedups(record["results"])
@@ -208,7 +228,7 @@ def to_markdown(record: dict) -> str:
         "",
         f"Machine: {hw}; torch {m['torch']}, Python {m['python']}, device `{m['device']}`.",
         f"Median of {record['repeats']} timed steps after {record['warmup']} warm-up steps (full-size "
-        f"models on a CPU: {record['full_repeats']} after 1); one step = "
+        f"models on a CPU: {record['full_repeats']} after 1), a model's variants alternated; one step = "
         "zero_grad + forward + cross-entropy + backward, 87 classes, random clips."
         + (" Quick mode (tiny models only)." if record["quick"] else ""),
         "",
