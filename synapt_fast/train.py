@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from synapt_fast import checkpoint as ckpt
+from synapt_fast.loader.prefetch import Prefetched
 from synapt_fast.recipe import Recipe, RecipeError, flatten, load_recipe, write_recipe
 
 STOP_EXIT_CODE = 143  # 128 + SIGTERM: the run was stopped and saved; resume it with --resume
@@ -380,9 +381,10 @@ class Trainer:
             from torch.distributed.algorithms.join import Join
 
             join = Join([self.ddp])
-        it = iter(self.train_loader.iterate(epoch, start_batch))
+        # A thread fetches the next batch while this step runs (see loader/prefetch.py).
+        it = Prefetched(self.train_loader.iterate(epoch, start_batch))
         i = start_batch
-        with join:
+        with it, join:
             while True:
                 t0 = time.perf_counter()
                 batch = next(it, None)

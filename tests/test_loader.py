@@ -176,6 +176,12 @@ def test_same_seed_same_batches_and_exact_resume(splits, source):
     assert [p for p, _ in a2] != [p for p, _ in a]
     direct = run(loader(7), 2)
     assert all(x[0] == y[0] and torch.equal(x[1], y[1]) for x, y in zip(a2, direct))
+    # The reader prepares epoch 3 while epoch 2 ends: resuming into it, or going back to epoch 1
+    # instead (the prepared pipeline is dropped), gives the same batches as a fresh loader.
+    later = run(loader(7), 3)
+    assert [p for p, _ in run(first, 3, start=1)] == [p for p, _ in later[1:]]
+    again = run(first, 1)
+    assert all(x[0] == y[0] and torch.equal(x[1], y[1]) for x, y in zip(again, a))
 
 
 DDP_SCRIPT = r"""
@@ -223,3 +229,29 @@ def test_two_process_torchrun_sees_every_sample_once_per_epoch(splits, tmp_path,
         assert all(per_rank), key  # both ranks did work
     # Ranks swap halves between epochs (DALI's shard rotation), so data moves across ranks.
     assert set(record["train0"][0]) != set(record["train1"][0])
+
+
+def test_prefetched_batches_keep_order_errors_and_close_early():
+    from synapt_fast.loader.prefetch import Prefetched
+
+    closed = []
+
+    def batches(fail_at=None):
+        try:
+            for i in range(6):
+                if i == fail_at:
+                    raise ValueError(f"bad batch {i}")
+                yield i
+        finally:
+            closed.append(fail_at)
+
+    with Prefetched(batches(), depth=2) as it:
+        assert list(it) == list(range(6))
+    got = []
+    with pytest.raises(ValueError, match="bad batch 3"), Prefetched(batches(fail_at=3)) as it:
+        for b in it:
+            got.append(b)
+    assert got == [0, 1, 2]  # the error comes where it happened, after the batches before it
+    with Prefetched(batches(fail_at=-1)) as it:
+        assert next(it) == 0  # leaving early stops the thread and closes the source
+    assert closed == [None, 3, -1]

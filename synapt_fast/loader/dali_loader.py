@@ -9,6 +9,8 @@ from __future__ import annotations
 import gc
 import math
 import os
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,12 @@ from ..verify import quick_check
 from .batch import Batch, Epochs, arrange_eval
 from .sampling import Sampling, indices
 from .transforms import POSITIONS, Transform, multiscale_box, scale_pairs
+
+
+def _free() -> None:
+    """Collect dropped pipelines (iterators hold reference cycles to them) and return the heap."""
+    gc.collect()
+    _return_freed_memory()
 
 
 def _return_freed_memory() -> None:
@@ -158,8 +166,10 @@ class DaliVideoLoader(Epochs):
 
     Epoch `e` is a pure function of (seed, e, rank), which makes a mid-epoch resume exact:
     `iterate(epoch, start_batch)`. With the `reader` source the pipeline is rebuilt per epoch with
-    its own seed (and pays for the `prefetch` batches it computes past each epoch's end); the
-    `seek` source draws every random choice from (seed, epoch, sample) and keeps one pipeline.
+    its own seed (and pays for the `prefetch` batches it computes past each epoch's end); when
+    training, the next epoch's pipeline is built in the background as the last batch is handed
+    out. The `seek` source draws every random choice from (seed, epoch, sample) and keeps one
+    pipeline.
     A split that fails the quick check, or whose codec the chosen decoder cannot read, is refused
     before DALI opens it.
     """
@@ -187,6 +197,8 @@ class DaliVideoLoader(Epochs):
             video_ext=self.manifest.video_ext, sampling=sampling, decode=self.device, num_shards=world_size,
             shuffle_buffer=shuffle_buffer, use_mmap=use_mmap)
         self._seek = None  # (iterator, pipeline, next epoch, next batch) of the persistent seek pipeline
+        self._ahead = None  # (epoch, future (iterator, pipeline)) of the reader source's next epoch
+        self._builder = None  # the thread building it
 
     def _shard(self, epoch: int) -> int:
         return (self.rank + epoch) % self.world_size
@@ -217,20 +229,64 @@ class DaliVideoLoader(Epochs):
                 video = arrange_eval(video, clips, self.transform.layout)
             yield Batch(video=video, label=d["label"].view(-1).long(), pos=d["pos"].view(-1).long())
 
-    def _reader_batches(self, epoch: int, start_batch: int):
+    def _open(self, epoch: int):
+        """(iterator, pipeline) of `epoch`; the iterator computes the first batch on creation."""
         pipe = video_pipeline(**self._pipe_kwargs, reader=dict(self._reader, shard_id=self._shard(epoch)),
                               seed=self.seed + 7919 * epoch + 1000003 * self.rank)
         pipe.build()
         it = DALIGenericIterator([pipe], ["video", "label", "pos"], reader_name="reader",
                                  last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=False)
+        return it, pipe
+
+    def _reader_batches(self, epoch: int, start_batch: int):
+        it = pipe = None
+        if self._ahead is not None:
+            ahead_epoch, future = self._ahead
+            self._ahead = None
+            opened = future.result()  # also re-raises a failed build
+            if ahead_epoch == epoch:  # the same seed and shard as a fresh pipeline: the same batches
+                it, pipe = opened
+            del future, opened
+            if it is None:
+                _free()  # it was built for another epoch (a jump or a repeat)
+        if it is None:
+            it, pipe = self._open(epoch)
+        last = None
         try:
+            n = len(it)
             for i, out in enumerate(it):
+                if i == n - 1 and self.train:
+                    last = out  # handed out below, after passing this pipeline to the builder thread
+                    break
                 if i >= start_batch:  # earlier batches are decoded and dropped (exact resume)
                     yield out
         finally:
-            del it, pipe  # free the pipeline's buffers before the next epoch builds its own
-            gc.collect()  # the iterator holds reference cycles to the pipeline
-            _return_freed_memory()
+            if last is None:  # evaluation, or stopped early: free the pipeline's buffers here
+                del it, pipe
+                _free()
+        if last is None:
+            return
+        # Training goes on to the next epoch. Dropping this pipeline (it finishes the batches it
+        # prefetched past the end first) and building the next one with its first batches took
+        # 50-300 ms at each epoch boundary on 2 shared cores; a thread does both while the trainer
+        # steps on the last batch, evaluates and saves. Still one pipeline at a time, and epoch e
+        # still depends only on (seed, e, rank).
+        finished = [it, pipe]
+        del it, pipe
+        if self._builder is None:
+            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dali-next-epoch")
+        self._ahead = (epoch + 1, self._builder.submit(self._replace, finished, epoch + 1))
+        if n - 1 >= start_batch:
+            yield last
+
+    def _replace(self, finished: list, epoch: int):
+        """In the builder thread: drop a finished epoch's (iterator, pipeline), then open `epoch`."""
+        alive = weakref.ref(finished[1])
+        finished.clear()
+        if alive() is not None:  # held by a reference cycle
+            gc.collect()
+        _return_freed_memory()
+        return self._open(epoch)
 
     def _seek_batches(self, epoch: int, start_batch: int):
         from .seek_source import SeekingSource
