@@ -11,7 +11,8 @@ chooses; ties go to the run folder that sorts first.
 
 Pre-training sources are read from result.json's `pretrained_on`, named
 `<family><classes>[_s<samples per class>]`: `kinetics150`, `synthetic30`, `kinetics150_s250`,
-`mit150` (families kinetics, synthetic/synth, mit; anything else is shown as named). Per
+`mit150` (families kinetics, synthetic/synth, mit, and scenic: the generator's scene-biased
+pre-training set, which stands in for a real one offline; anything else is shown as named). Per
 family, the source with the most classes, and among those the full set (no `_s`), fills Tables
 1, 3, 4 and 5; Figure 3 plots every full-set source against its class count, Figure 4 every
 `_s` source against its samples per class.
@@ -19,7 +20,8 @@ family, the source with the most classes, and among those the full set (no `_s`)
 Table 2 comes from `synapt-fast bias` JSON files found anywhere below the folder: any JSON object
 with `dataset`, `M` and `B` (`M` as a fraction like top-1, shown in %; values above 1 are taken
 as % already). Figure 2 plots, per dataset with a bias record, the linear-probe top-1 of the real
-pre-training (Kinetics, else MiT) over that of the synthetic one, against the dataset's bias.
+pre-training (Kinetics, else MiT, else Scenic) over that of the synthetic one, against the
+dataset's bias.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ DATASET_TITLES = {"ucf101": "UCF101", "hmdb51": "HMDB51", "mini_ssv2": "Mini-SSV
                   "ikea_fa": "IkeaFA", "uav_human": "UAV-Human"}
 MODEL_TITLES = {"tsn": "TSN", "i3d": "I3D", "r2plus1d": "R(2+1)D", "timesformer": "TimeSformer"}
 PAPER_VARIANTS = ("r50", "b16")  # tsn_r50 is "TSN"; tsn_tiny is "TSN (tsn_tiny)"
-FAMILY_TITLES = {"kinetics": "Kinetics", "synthetic": "Synthetic", "synth": "Synthetic", "mit": "MiT"}
-FAMILY_ORDER = ("Kinetics", "Synthetic", "MiT")
-REAL_FAMILIES = ("Kinetics", "MiT")
+FAMILY_TITLES = {"kinetics": "Kinetics", "synthetic": "Synthetic", "synth": "Synthetic", "mit": "MiT",
+                 "scenic": "Scenic"}
+FAMILY_ORDER = ("Kinetics", "Scenic", "Synthetic", "MiT")
+REAL_FAMILIES = ("Kinetics", "MiT", "Scenic")
 MODE_TITLES = {"finetune": "FT", "linear_probe": "LP", "scratch": "Scratch"}
 MISSING = "—"
 SOURCE_NAME = re.compile(r"^(?P<family>[a-z_]+?)(?P<classes>\d+)?(?:_s(?P<samples>\d+))?$")
@@ -291,7 +294,7 @@ def build(root: Path, exclude: Path | None = None) -> Report:
     tsn16 = lambda r: r.model_family == "tsn" and r.frames == 16  # noqa: E731
     cnn = [r for r in runs if r.model_family != "timesformer" and not tsn16(r)]
     if cnn:
-        families = _family_order(set(FAMILY_ORDER[:2]) | set(main_sources(cnn)))
+        families = _family_order({"Kinetics", "Synthetic"} | set(main_sources(cnn)))
         columns = dataset_order({r.dataset for r in cnn} | (set(PAPER_DATASETS) if any(
             r.dataset in PAPER_DATASETS for r in runs) else set()))
         report.tables.append(transfer_table(
