@@ -23,7 +23,8 @@ noise-free arithmetic only; on a GPU at large batch the same holds.
 
 Warm-up, then `repeats` rounds; each round runs every (shape, step) once, in an order that
 reverses every round, so machine drift hits all shapes alike. CPU runs use 1 torch thread (as
-`bench_model`). Writes `shapes.{json,md,png}`; `--quick` uses the tiny models at their own small
+`bench_model`), and every step records both wall-clock and process CPU seconds: on a shared
+machine the CPU-second rates (`*_per_cpu_s`) are the comparable ones. Writes `shapes.{json,md,png}`; `--quick` uses the tiny models at their own small
 clip size and is for CI. Run: `synapt-fast bench shapes [--quick]`.
 """
 
@@ -92,7 +93,10 @@ def recipe_shapes(recipes: Path = RECIPES) -> dict[str, dict]:
 
 
 class Shape:
-    """One model at one input shape: the three timed steps, each returning seconds."""
+    """One model at one input shape: the three timed steps, each returning (wall, CPU) seconds.
+
+    CPU seconds (this process, all threads) are what to compare on a shared machine: with one
+    torch thread they do not grow when other work takes the core, wall-clock seconds do."""
 
     def __init__(self, name: str, num_frames: int, image_size: int | None, batch: int, views: int, device):
         from synapt_fast.models import create_model
@@ -106,20 +110,24 @@ class Shape:
         self.eval_clips = torch.randn(self.model.input_shape(views), device=device)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9)
 
-    def _sync(self) -> float:
+    def _sync(self) -> tuple[float, float]:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return time.perf_counter()
+        return time.perf_counter(), time.process_time()
 
-    def train(self) -> float:
+    def _since(self, t0: tuple[float, float]) -> tuple[float, float]:
+        t1 = self._sync()
+        return t1[0] - t0[0], t1[1] - t0[1]
+
+    def train(self) -> tuple[float, float]:
         self.model.train()
         t0 = self._sync()
         self.opt.zero_grad(set_to_none=True)
         F.cross_entropy(self.model(self.clips), self.labels).backward()
         self.opt.step()
-        return self._sync() - t0
+        return self._since(t0)
 
-    def frozen(self) -> float:
+    def frozen(self) -> tuple[float, float]:
         self.model.eval()
         head = self.model.get_classifier()
         t0 = self._sync()
@@ -128,14 +136,14 @@ class Shape:
         self.opt.zero_grad(set_to_none=True)
         F.cross_entropy(head(self.model.dropout(feats)), self.labels).backward()
         self.opt.step()
-        return self._sync() - t0
+        return self._since(t0)
 
-    def eval(self) -> float:
+    def eval(self) -> tuple[float, float]:
         self.model.eval()
         t0 = self._sync()
         with torch.no_grad():
             self.model(self.eval_clips)
-        return self._sync() - t0
+        return self._since(t0)
 
 
 def head_seconds(features: int, classes: int, batch: int, views: int, device, repeats: int = 50) -> dict:
@@ -194,10 +202,13 @@ def run(*, quick: bool = False, repeats: int = 2, batch: int = 2, models: list[s
         for key, step in steps:  # warm-up: allocator, kernels, first-touch of the weights
             getattr(built[key], step)()
         per_repeat = {key: {step: [] for step in ("train", "frozen", "eval")} for key in built}
+        per_repeat_cpu = {key: {step: [] for step in ("train", "frozen", "eval")} for key in built}
         for r in range(repeats):
             for key, step in (steps if r % 2 == 0 else steps[::-1]):
-                per_repeat[key][step].append(getattr(built[key], step)())
-                log(f"repeat {r + 1}/{repeats} {key:22s} {step:6s} {per_repeat[key][step][-1]:8.3f} s")
+                wall, cpu = getattr(built[key], step)()
+                per_repeat[key][step].append(wall)
+                per_repeat_cpu[key][step].append(cpu)
+                log(f"repeat {r + 1}/{repeats} {key:22s} {step:6s} {wall:8.3f} s wall {cpu:8.3f} s CPU", flush=True)
         record = {"benchmark": "shapes", "machine": machine_info() | {"torch_threads": torch.get_num_threads(),
                                                                        "device": str(device)},
                   "params": {"batch": batch, "eval_videos_per_step": 1, "repeats": repeats, "warmup": 1,
@@ -207,12 +218,14 @@ def run(*, quick: bool = False, repeats: int = 2, batch: int = 2, models: list[s
         for key, s in shapes.items():
             b = built[key]
             med = {step: statistics.median(v) for step, v in per_repeat[key].items()}
+            med_cpu = {step: statistics.median(v) for step, v in per_repeat_cpu[key].items()}
             heads = {c: head_seconds(b.model.num_features, c, batch, s["eval_views"], device)
                      for c in sorted({DATASETS[d] for d in s["datasets"]} | {DATASETS["pretrain"]})}
             ref = heads[DATASETS["pretrain"]]
             record["shapes"][key] = {**{k: v for k, v in s.items() if k != "recipes"},
                                      "params": sum(p.numel() for p in b.model.parameters()),
                                      "per_repeat_s": per_repeat[key], "median_s": med,
+                                     "per_repeat_cpu_s": per_repeat_cpu[key], "median_cpu_s": med_cpu,
                                      "head_s": {str(c): h for c, h in heads.items()}}
             record["throughput"][key] = {}
             for d in s["datasets"]:
@@ -220,10 +233,16 @@ def run(*, quick: bool = False, repeats: int = 2, batch: int = 2, models: list[s
                 train_s = med["train"] - ref["train"] + h["train"]
                 frozen_s = med["frozen"] - ref["train"] + h["train"]
                 eval_s = med["eval"] - ref["eval"] + h["eval"]
+                # Per CPU-second of one thread: the load-independent rate (heads cost ~nothing).
+                cpu = {k: med_cpu[k] - ref[h_k] + h[h_k] for k, h_k in
+                       (("train", "train"), ("frozen", "train"), ("eval", "eval"))}
                 record["throughput"][key][d] = {
                     "classes": DATASETS[d], "train_clips_per_s": round(batch / train_s, 4),
                     "linear_probe_train_clips_per_s": round(batch / frozen_s, 4),
-                    "eval_videos_per_s": round(1 / eval_s, 4), "eval_clips_per_s": round(s["eval_views"] / eval_s, 4)}
+                    "eval_videos_per_s": round(1 / eval_s, 4), "eval_clips_per_s": round(s["eval_views"] / eval_s, 4),
+                    "train_clips_per_cpu_s": round(batch / cpu["train"], 4),
+                    "linear_probe_train_clips_per_cpu_s": round(batch / cpu["frozen"], 4),
+                    "eval_videos_per_cpu_s": round(1 / cpu["eval"], 4)}
             for stem, rec in s["recipes"].items():
                 t = record["throughput"][key][rec["dataset"]]
                 train = t["linear_probe_train_clips_per_s"] if rec["mode"] == "linear_probe" else t["train_clips_per_s"]
@@ -262,14 +281,17 @@ def to_markdown(r: dict) -> str:
              f"Training batch {p['batch']}, evaluation 1 video x the recipe's views, {p['precision']}; median of "
              f"{p['repeats']} rounds after a warm-up, shapes alternated. The network is timed once per shape with a "
              "150-class head; each dataset's figure swaps in its own classifier's measured time.", "",
-             "| shape | model (measured) | clip | eval views | params | train s/step | frozen s/step | eval s/video |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+             "| shape | model (measured) | clip | eval views | params | train s/step | frozen s/step | eval s/video | "
+             "CPU s: train / frozen / eval |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for key, s in r["shapes"].items():
-        m = s["median_s"]
+        m, c = s["median_s"], s["median_cpu_s"]
         clip = "x".join(str(x) for x in s["measured_clip"])
         lines.append(f"| {key} | {s['measured_model']} | {clip} | {s['eval_views']} | {s['params']:,} | "
-                     f"{m['train']:.3f} | {m['frozen']:.3f} | {m['eval']:.3f} |")
-    lines += ["", "Per dataset (train clips/s | linear-probe train clips/s | eval videos/s):", "",
+                     f"{m['train']:.3f} | {m['frozen']:.3f} | {m['eval']:.3f} | {c['train']:.3f} / {c['frozen']:.3f} / "
+                     f"{c['eval']:.3f} |")
+    lines += ["", "Per dataset, wall clock (train clips/s / linear-probe train clips/s / eval videos/s; "
+              "`shapes.json` also has the same per CPU-second, robust to other load):", "",
               "| shape | " + " | ".join(DATASETS) + " |", "|---|" + "---|" * len(DATASETS)]
     for key, per in r["throughput"].items():
         cells = [f"{per[d]['train_clips_per_s']:.3g} / {per[d]['linear_probe_train_clips_per_s']:.3g} / "
