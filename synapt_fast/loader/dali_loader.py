@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 import nvidia.dali.fn as fn
 import nvidia.dali.math as dmath
 import nvidia.dali.types as types
@@ -150,6 +151,42 @@ def video_pipeline(transform: Transform, train: bool, reader: dict | None = None
     return out, label, pos
 
 
+class ReaderEpoch:
+    """One epoch of a reader pipeline, run for exactly the batches the epoch holds.
+
+    DALI's iterator schedules another run for every batch it hands out, so a pipeline built per
+    epoch computed `prefetch` batches past the end only to drop them (2 of 14 batches in a
+    96-clip epoch of batch 8). Here the pipeline's queue depth is at most the epoch's batch count,
+    and a run is scheduled per batch taken only while the epoch needs more. Yields (video,
+    label, pos) tensors; the reader pads the last batch with repeats of its last sample, which
+    are cut off.
+    """
+
+    def __init__(self, pipe, num_samples: int, batch_size: int, depth: int):
+        self.pipe, self.num_samples, self.batch_size = pipe, num_samples, batch_size
+        self.num_batches = math.ceil(num_samples / batch_size)
+        self.scheduled = 0
+        if self.num_batches:
+            pipe.schedule_run()  # the first call fills the pipeline's queue: `depth` (<= num_batches) runs
+            self.scheduled = depth
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self):
+        for i in range(self.num_batches):
+            outputs = self.pipe.share_outputs()
+            try:
+                tensors = [torch.from_numpy(o.as_array()) for o in outputs]  # copies out of DALI's buffers
+            finally:
+                self.pipe.release_outputs()
+            if self.scheduled < self.num_batches:
+                self.pipe.schedule_run()
+                self.scheduled += 1
+            keep = self.num_samples - i * self.batch_size
+            yield tuple(t[:keep] for t in tensors)
+
+
 class DaliVideoLoader(Epochs):
     """Iterates `Batch`es of one epoch of this rank's share of a shard split.
 
@@ -187,9 +224,9 @@ class DaliVideoLoader(Epochs):
         self.sampling, self.transform, self.train = sampling, transform, train
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
         self.workers, self.epoch = workers, 0
+        self._prefetch = prefetch
         self._pipe_kwargs = dict(
             transform=transform, train=train, batch_size=batch_size, num_threads=workers,
-            prefetch_queue_depth=prefetch,
             device_id=int(os.environ.get("LOCAL_RANK", 0)) if self.device == "gpu" else None)
         self._reader = dict(
             paths=[str(split_dir / s.tar) for s in self.manifest.shards],
@@ -218,43 +255,37 @@ class DaliVideoLoader(Epochs):
         else:
             batches = self._reader_batches(epoch, start_batch)
         clips = self.sampling.clips(self.train)
-        for out in batches:
-            d = out[0]
-            # The reader gives every rank the same number of batches; a rank whose shard is one
-            # sample smaller gets an empty last batch, which is no batch at all.
-            if d["label"].numel() == 0:
-                continue
-            video = d["video"]
+        for video, label, pos in batches:
             if not self.train:
                 video = arrange_eval(video, clips, self.transform.layout)
-            yield Batch(video=video, label=d["label"].view(-1).long(), pos=d["pos"].view(-1).long())
+            yield Batch(video=video, label=label.view(-1).long(), pos=pos.view(-1).long())
 
-    def _open(self, epoch: int):
-        """(iterator, pipeline) of `epoch`; the iterator computes the first batch on creation."""
-        pipe = video_pipeline(**self._pipe_kwargs, reader=dict(self._reader, shard_id=self._shard(epoch)),
+    def _open(self, epoch: int) -> ReaderEpoch:
+        samples = self.samples_in_epoch(epoch)
+        depth = max(1, min(self._prefetch, math.ceil(samples / self.batch_size)))
+        pipe = video_pipeline(**self._pipe_kwargs, prefetch_queue_depth=depth,
+                              reader=dict(self._reader, shard_id=self._shard(epoch)),
                               seed=self.seed + 7919 * epoch + 1000003 * self.rank)
         pipe.build()
-        it = DALIGenericIterator([pipe], ["video", "label", "pos"], reader_name="reader",
-                                 last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=False)
-        return it, pipe
+        return ReaderEpoch(pipe, samples, self.batch_size, depth)
 
     def _reader_batches(self, epoch: int, start_batch: int):
-        it = pipe = None
+        run = None
         if self._ahead is not None:
             ahead_epoch, future = self._ahead
             self._ahead = None
             opened = future.result()  # also re-raises a failed build
             if ahead_epoch == epoch:  # the same seed and shard as a fresh pipeline: the same batches
-                it, pipe = opened
+                run = opened
             del future, opened
-            if it is None:
+            if run is None:
                 _free()  # it was built for another epoch (a jump or a repeat)
-        if it is None:
-            it, pipe = self._open(epoch)
+        if run is None:
+            run = self._open(epoch)
         last = None
         try:
-            n = len(it)
-            for i, out in enumerate(it):
+            n = len(run)
+            for i, out in enumerate(run):
                 if i == n - 1 and self.train:
                     last = out  # handed out below, after passing this pipeline to the builder thread
                     break
@@ -262,26 +293,26 @@ class DaliVideoLoader(Epochs):
                     yield out
         finally:
             if last is None:  # evaluation, or stopped early: free the pipeline's buffers here
-                del it, pipe
+                del run
                 _free()
         if last is None:
             return
-        # Training goes on to the next epoch. Dropping this pipeline (it finishes the batches it
-        # prefetched past the end first) and building the next one with its first batches took
-        # 50-300 ms at each epoch boundary on 2 shared cores; a thread does both while the trainer
+        # Training goes on to the next epoch: dropping this pipeline and building the next one
+        # with its first batches took 50-300 ms at each epoch boundary on 2 shared cores (5-10 %
+        # of a tiny model's epoch, all of it data wait); a thread does both while the trainer
         # steps on the last batch, evaluates and saves. Still one pipeline at a time, and epoch e
         # still depends only on (seed, e, rank).
-        finished = [it, pipe]
-        del it, pipe
+        finished = [run]
+        del run
         if self._builder is None:
             self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dali-next-epoch")
         self._ahead = (epoch + 1, self._builder.submit(self._replace, finished, epoch + 1))
         if n - 1 >= start_batch:
             yield last
 
-    def _replace(self, finished: list, epoch: int):
-        """In the builder thread: drop a finished epoch's (iterator, pipeline), then open `epoch`."""
-        alive = weakref.ref(finished[1])
+    def _replace(self, finished: list, epoch: int) -> ReaderEpoch:
+        """In the builder thread: drop a finished epoch's pipeline, then open `epoch`'s."""
+        alive = weakref.ref(finished[0].pipe)
         finished.clear()
         if alive() is not None:  # held by a reference cycle
             gc.collect()
@@ -296,13 +327,16 @@ class DaliVideoLoader(Epochs):
             src = SeekingSource(self.split_dir, self.manifest, self.sampling, self.transform, self.train,
                                 self.rank, self.world_size, self.seed, self.batch_size, epoch,
                                 start_batch * self.batch_size)
-            pipe = video_pipeline(**self._pipe_kwargs, seek_source=src, seed=self.seed + 1000003 * self.rank,
+            pipe = video_pipeline(**self._pipe_kwargs, prefetch_queue_depth=self._prefetch, seek_source=src,
+                                  seed=self.seed + 1000003 * self.rank,
                                   py_num_workers=self.workers, py_start_method="spawn")
             pipe.build()
             it = DALIGenericIterator([pipe], ["video", "label", "pos"], last_batch_policy=LastBatchPolicy.PARTIAL,
                                      auto_reset=True)
             self._seek = (it, pipe, epoch, start_batch)
         it = self._seek[0]
-        yield from it
+        for out in it:
+            d = out[0]
+            yield d["video"], d["label"], d["pos"]
         # The pipeline carries on into the next epoch, already prefetching it.
         self._seek = (it, self._seek[1], epoch + 1, 0)
