@@ -81,6 +81,22 @@ def setup_distributed() -> Dist:
     return Dist(rank, world, local, device)
 
 
+def set_cpu_threads(workers: int) -> int:
+    """torch intra-op threads for a CPU process: the cores left after the loader's `workers` DALI
+    threads, at least one; an explicit OMP_NUM_THREADS (torchrun sets 1 per process) wins.
+
+    On 2 cores, a tiny I3D epoch with 2 torch threads beside 2 DALI threads took 4-7x as long
+    as with 1 (OpenMP threads spin waiting for each other while DALI holds the cores);
+    1 torch + 2 DALI threads was also ~10 % faster than 1 + 1 (benchmarks/README.md).
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores //= max(int(os.environ.get("LOCAL_WORLD_SIZE", 1)), 1)
+    torch.set_num_threads(max(1, cores - workers))
+    return torch.get_num_threads()
+
+
 def autocast_dtype(precision: str) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
@@ -603,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     env = setup_distributed()
+    if env.device.type == "cpu":
+        set_cpu_threads(recipe.data.workers)
     trainer = None
 
     def on_sigterm(signum, frame):

@@ -255,3 +255,22 @@ def test_prefetched_batches_keep_order_errors_and_close_early():
     with Prefetched(batches(fail_at=-1)) as it:
         assert next(it) == 0  # leaving early stops the thread and closes the source
     assert closed == [None, 3, -1]
+
+
+def test_cpu_training_leaves_the_loader_threads_its_cores():
+    import os
+
+    code = ("import json, sys; from synapt_fast.train import set_cpu_threads; "
+            "print(json.dumps([set_cpu_threads(int(w)) for w in sys.argv[1:]]))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "LOCAL_WORLD_SIZE")}
+    cores = len(os.sched_getaffinity(0))
+    out = subprocess.run([sys.executable, "-c", code, "0", "1", str(cores + 3)], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out) == [cores, max(1, cores - 1), 1]
+    # Two processes per machine share its cores; an explicit OMP_NUM_THREADS is left alone.
+    out = subprocess.run([sys.executable, "-c", code, "0"], env=dict(env, LOCAL_WORLD_SIZE="2"), capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out) == [max(1, cores // 2)]
+    out = subprocess.run([sys.executable, "-c", code, "0"], env=dict(env, OMP_NUM_THREADS="1"), capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out) == [1]
