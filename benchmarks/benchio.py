@@ -28,7 +28,7 @@ def bar_chart(path: Path, title: str, ylabel: str, groups: dict[str, dict[str, f
 
     series = list(dict.fromkeys(s for g in groups.values() for s in g))
     width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(series)) * 0.5 + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(min(13.0, max(6.0, 0.3 * len(groups) * len(series) + 2)), 4.5))
     for j, s in enumerate(series):
         xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
         ax.bar(xs, [g.get(s, 0.0) for g in groups.values()], width, label=s)
