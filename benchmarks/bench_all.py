@@ -2,7 +2,8 @@
 
 Each benchmark writes its own JSON, markdown and PNG as when run alone; this writes
 `summary.{json,md}` beside them: the machine, and per benchmark its result files and headline
-figures (or the reason it did not run). `--quick` runs every quick mode into `--out-dir` (a
+figures read back from its record (or the reason it did not run). `--index-only` rebuilds the
+summary from the records already there without running anything. `--quick` runs every quick mode into `--out-dir` (a
 minute or so on 2 cores: what CI runs); without it the full runs take tens of minutes.
 Run: `synapt-fast bench all [--quick] [--out-dir DIR]`.
 """
@@ -65,25 +66,39 @@ def run_one(name: str, quick: bool, out_dir: Path) -> dict:
     return bench.run(quick=quick, out_dir=out_dir)
 
 
-def run(*, quick: bool = False, out_dir: Path = RESULTS, only: list[str] | None = None, log=print) -> dict:
+def entry(name: str, quick: bool, out_dir: Path) -> dict:
+    """One benchmark's summary entry from the record it left in `out_dir`."""
+    stem = _stem(name, quick)
+    path = out_dir / f"{stem}.json"
+    if not path.exists():
+        return {"skipped": f"no {path.name} in {out_dir}"}
+    record = json.loads(path.read_text())
+    m = record["machine"]
+    return {"files": [f"{stem}.{ext}" for ext in ("json", "md", "png") if (out_dir / f"{stem}.{ext}").exists()],
+            # each record names its own machine and load: runs made at different times differ
+            "load_average": m.get("load_average"), "headline": headline(name, record)}
+
+
+def run(*, quick: bool = False, out_dir: Path = RESULTS, only: list[str] | None = None, index_only: bool = False,
+        log=print) -> dict:
+    """Run the benchmarks (unless `index_only`), then index their records in summary.{json,md}."""
     from synapt_fast.machine import machine_info
 
     names = [n for n in ORDER if not only or n in only]
     out_dir = Path(out_dir)
     summary = {"benchmark": "all", "quick": quick, "machine": machine_info(), "benchmarks": {}}
     for name in names:
-        log(f"== bench {name}{' --quick' if quick else ''}")
-        t0 = time.perf_counter()
-        try:
-            record = run_one(name, quick, out_dir)
-        except SystemExit as exc:  # a benchmark that cannot run here says why; the rest still run
-            summary["benchmarks"][name] = {"skipped": str(exc)}
-            continue
-        stem = _stem(name, quick)
-        summary["benchmarks"][name] = {
-            "seconds": round(time.perf_counter() - t0, 1),
-            "files": [f"{stem}.{ext}" for ext in ("json", "md", "png") if (out_dir / f"{stem}.{ext}").exists()],
-            "headline": headline(name, record)}
+        seconds = None
+        if not index_only:
+            log(f"== bench {name}{' --quick' if quick else ''}")
+            t0 = time.perf_counter()
+            try:
+                run_one(name, quick, out_dir)
+            except SystemExit as exc:  # a benchmark that cannot run here says why; the rest still run
+                summary["benchmarks"][name] = {"skipped": str(exc)}
+                continue
+            seconds = round(time.perf_counter() - t0, 1)
+        summary["benchmarks"][name] = entry(name, quick, out_dir) | ({"seconds": seconds} if seconds else {})
     write_atomic(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     write_atomic(out_dir / "summary.md", to_markdown(summary))
     log(f"summary -> {out_dir / 'summary.md'}")
@@ -101,14 +116,15 @@ def to_markdown(s: dict) -> str:
 
     lines = ["# Benchmark suite summary" + (" (quick mode: smoke figures, not results)" if s["quick"] else ""), "",
              describe(s["machine"]) + ".", "",
-             "| benchmark | files | seconds | headline |", "|---|---|---:|---|"]
+             "| benchmark | files | seconds | load average | headline |", "|---|---|---:|---|---|"]
     for name, b in s["benchmarks"].items():
         if "skipped" in b:
-            lines.append(f"| {name} | — | — | skipped: {b['skipped']} |")
+            lines.append(f"| {name} | — | — | — | skipped: {b['skipped']} |")
             continue
         files = ", ".join(f"[{f}]({f})" for f in b["files"])
         head = "<br>".join(f"{k}: {_fmt(v)}" for k, v in b["headline"].items())
-        lines.append(f"| {name} | {files} | {b['seconds']:.0f} | {head} |")
+        seconds = f"{b['seconds']:.0f}" if "seconds" in b else "—"
+        lines.append(f"| {name} | {files} | {seconds} | {b.get('load_average') or '—'} | {head} |")
     return "\n".join(lines) + "\n"
 
 
@@ -116,9 +132,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", action="append", choices=ORDER)
+    ap.add_argument("--index-only", action="store_true", help="only rebuild summary.* from the records there")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
-    run(quick=a.quick, out_dir=a.out_dir, only=a.only)
+    run(quick=a.quick, out_dir=a.out_dir, only=a.only, index_only=a.index_only)
 
 
 if __name__ == "__main__":

@@ -597,13 +597,14 @@ def bench_all(
                                    "train, shapes."),
     out_dir: Optional[Path] = typer.Option(None, help="Where every result and summary.{json,md} go "
                                            "(default: benchmarks/results)."),
+    index_only: bool = typer.Option(False, help="Run nothing: rebuild summary.* from the records already there."),
 ) -> None:
     """The whole suite in sequence, then summary.{json,md}: headline figures and the machine."""
     bench = _benchmark("bench_all")
     unknown = sorted(set(only or []) - set(bench.ORDER))
     if unknown:
         raise _fail(f"unknown benchmark(s) {unknown}; choose from {list(bench.ORDER)}")
-    bench.run(quick=quick, only=only or None, out_dir=out_dir or bench.RESULTS)
+    bench.run(quick=quick, only=only or None, out_dir=out_dir or bench.RESULTS, index_only=index_only)
 
 
 @bench_app.command("gpu")
