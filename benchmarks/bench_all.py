@@ -52,8 +52,11 @@ def headline(name: str, r: dict) -> dict:
         return {row["model"]: {"overhead": round(row["overhead"], 4), "data_wait": round(row["data_wait"], 4)}
                 for row in r["results"]}
     if name == "shapes":
-        return {k: {"train_clips_per_s": round(r["params"]["batch"] / s["median_s"]["train"], 4),
-                    "eval_videos_per_s": round(1 / s["median_s"]["eval"], 4)} for k, s in r["shapes"].items()}
+        b = r["params"]["batch"]
+        return {k: {"train_clips_per_s": round(b / s["median_s"]["train"], 4),
+                    "train_clips_per_cpu_s": round(b / s["median_cpu_s"]["train"], 4),
+                    "eval_videos_per_s": round(1 / s["median_s"]["eval"], 4),
+                    "eval_videos_per_cpu_s": round(1 / s["median_cpu_s"]["eval"], 4)} for k, s in r["shapes"].items()}
     raise ValueError(f"no headline for benchmark {name!r}")
 
 
