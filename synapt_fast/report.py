@@ -281,9 +281,14 @@ def bias_table(bias: dict[str, dict]) -> Table:
             ["Representation bias B", *(_number(bias[d]["B"]) for d in columns)]]
     records = [{"dataset": d, "M_percent": f"{m_pct[d]:.2f}", "B": _number(bias[d]["B"], ""),
                 "M_rnd": bias[d].get("M_rnd", ""), "file": bias[d]["file"]} for d in columns]
+    # The paper's representation is an ImageNet ResNet-50; say which one these records used.
+    phis = sorted({f"{bias[d].get('arch', '?')} with {Path(str(bias[d].get('weights', '?'))).name}"
+                   for d in columns if bias[d].get("arch") or bias[d].get("weights")})
+    notes = ["B = log2(M / M_rnd), M_rnd = 1 / classes: Eq. 1 of the paper, as the bias records give it."]
+    if phis:
+        notes.append("Frozen representation: " + "; ".join(phis) + ".")
     return Table("table2", "Table 2: representation bias (linear probe on frozen ImageNet features)",
-                 ["", *map(_title, columns)], rows, records,
-                 ["B = log(M / M_rnd), Eq. 1 of the paper, as the bias records give it."])
+                 ["", *map(_title, columns)], rows, records, notes)
 
 
 def build(root: Path, exclude: Path | None = None) -> Report:
