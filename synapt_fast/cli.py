@@ -480,6 +480,8 @@ def sweep(
 def report(
     runs_dir: Path = typer.Argument(..., help="Folder searched (recursively) for result.json, sweep.json and bias JSON."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: RUNS_DIR/report)."),
+    throughput: Optional[Path] = typer.Option(None, help="A `synapt-fast bench shapes` record (shapes.json): adds "
+                                              "throughput for every model x dataset, run or not."),
 ):
     """The paper's Tables 1-5 (top-1 with training / evaluation clips/s) and Figures 2-4 from finished runs."""
     from rich.console import Console
@@ -489,8 +491,10 @@ def report(
     if not runs_dir.is_dir():
         raise _fail(f"{runs_dir}: not a folder")
     out = out or runs_dir / "report"
-    rep = build(runs_dir, exclude=out)
-    if not rep.runs and not rep.bias:
+    if throughput is not None and not throughput.is_file():
+        raise _fail(f"{throughput}: no such file (write it with `synapt-fast bench shapes`)")
+    rep = build(runs_dir, exclude=out, shapes=throughput)
+    if not rep.runs and not rep.bias and throughput is None:
         raise _fail(f"{runs_dir}: no result.json of a transfer run (finetune, linear_probe, scratch) or bias record")
     text = write(rep, out)
     typer.echo(text)  # plain: markdown tables must not be wrapped at the terminal width

@@ -291,7 +291,32 @@ def bias_table(bias: dict[str, dict]) -> Table:
                  ["", *map(_title, columns)], rows, records, notes)
 
 
-def build(root: Path, exclude: Path | None = None) -> Report:
+SHAPE_FIGURES = (("train_clips_per_s", "FT train clips/s"), ("linear_probe_train_clips_per_s", "LP train clips/s"),
+                 ("eval_videos_per_s", "eval videos/s"))
+
+
+def throughput_table(shapes: dict, source: str) -> Table:
+    """Every model shape x dataset from a `synapt-fast bench shapes` record: the throughput a
+    paper cell would run at on the benchmarked machine, whether or not the cell has been run."""
+    throughput = shapes["throughput"]
+    columns = dataset_order({d for per in throughput.values() for d in per} - {"pretrain"})
+    if any("pretrain" in per for per in throughput.values()):
+        columns = ["pretrain", *columns]
+    rows, records = [], []
+    for shape in sorted(throughput):
+        for key, label in SHAPE_FIGURES:
+            cells = [throughput[shape].get(d, {}).get(key) for d in columns]
+            rows.append([shape, label, *(f"{c:.3g}" if isinstance(c, (int, float)) else MISSING for c in cells)])
+            records.append({"shape": shape, "figure": key, **{d: ("" if c is None else c) for d, c in zip(columns, cells)}})
+    params = shapes.get("params", {})
+    notes = [f"From `{source}` (`synapt-fast bench shapes`); {_machine_line(shapes.get('machine', {}))}.",
+             "Network timed once per shape with a 150-class head; each dataset swaps in its own classifier's "
+             "measured time." + (f" Parameters: {json.dumps(params, sort_keys=True)}." if params else "")]
+    return Table("throughput", "Throughput per model x dataset at the recipes' shapes", ["Shape", "Figure",
+                 *map(_title, columns)], rows, records, notes)
+
+
+def build(root: Path, exclude: Path | None = None, shapes: Path | None = None) -> Report:
     skipped: list[str] = []
     runs = find_runs(root, skipped, exclude)
     bias = find_bias(root, skipped)
@@ -325,6 +350,12 @@ def build(root: Path, exclude: Path | None = None) -> Report:
         report.tables.append(transfer_table(
             "table5", "Table 5: 16-frame TSN, fine-tuned", t5, families=["Kinetics", "Synthetic"],
             modes=("finetune",), scratch=False, columns=columns))
+    if shapes is not None:
+        record = _load_json(shapes, skipped)
+        if isinstance(record, dict) and "throughput" in record:
+            report.tables.append(throughput_table(record, str(shapes)))
+        elif record is not None:
+            skipped.append(f"{shapes}: no 'throughput' (not a `synapt-fast bench shapes` record)")
     _figure_points(report)
     return report
 

@@ -149,3 +149,29 @@ def test_report_of_an_empty_folder_fails_cleanly(tmp_path):
     proc = run_cli("report", str(tmp_path), check=False)
     assert proc.returncode == 2 and "no result.json" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "report").exists()
+
+
+def test_throughput_table_from_a_shapes_record(runs, tmp_path):
+    cell = {"classes": 101, "train_clips_per_s": 0.1735, "linear_probe_train_clips_per_s": 0.7875,
+            "eval_videos_per_s": 0.0523}
+    shapes = {"machine": MACHINE, "params": {"batch_size": 2},
+              "throughput": {"i3d_r50_8x8": {"ucf101": cell, "pretrain": dict(cell, classes=150)},
+                             "tsn_r50_8x1": {"ucf101": dict(cell, train_clips_per_s=0.42)}}}
+    record = tmp_path / "shapes.json"
+    record.write_text(json.dumps(shapes))
+    out = tmp_path / "report"
+    run_cli("report", str(runs), "--out", str(out), "--throughput", str(record))
+    text = (out / "report.md").read_text()
+    section = text.split("## Throughput per model x dataset")[1]
+    assert "| i3d_r50_8x8 | FT train clips/s | 0.173 | 0.173 |" in section  # pretrain, then UCF101
+    assert "| tsn_r50_8x1 | FT train clips/s | — | 0.42 |" in section  # no pretrain figure: missing, not 0
+    assert "Test CPU 9000" in section
+    rows = list(csv.DictReader((out / "throughput.csv").open()))
+    assert {r["shape"] for r in rows} == {"i3d_r50_8x8", "tsn_r50_8x1"} and len(rows) == 6
+    # a file that is not a shapes record is named, not silently dropped
+    bad = tmp_path / "other.json"
+    bad.write_text("{}")
+    run_cli("report", str(runs), "--out", str(tmp_path / "r2"), "--throughput", str(bad))
+    assert f"{bad}: no 'throughput'" in (tmp_path / "r2" / "report.md").read_text()
+    missing = run_cli("report", str(runs), "--throughput", str(tmp_path / "none.json"), check=False)
+    assert missing.returncode == 2 and "none.json: no such file" in missing.stderr
