@@ -16,8 +16,9 @@ One shard split (N rendered 3 s 320x240 clips -> VP9, short side 128, GOP 32, 30
 Per mode (segments 8x1, dense 8x1, dense 32x2): clips/s and frames/s, and CPU milliseconds per
 clip (all threads and worker processes: robust to other load on a shared machine), median of
 `repeats` timed epochs after a warm-up epoch, contenders alternated each repeat. Epochs are
-whole: the DALI loader's per-epoch pipeline (exact resume) pays for `prefetch` batches it
-computes past the end of each epoch, so tiny epochs understate it. Also the resident memory of a
+whole, and each is timed until the process is idle again, so work a loader leaves running in
+the background (the DALI loader builds the next epoch's pipeline in a thread) counts for it.
+Also the resident memory of a
 process running the DALI loader for 5 epochs (growth from epoch 2 to 5). Writes
 `benchmarks/results/loader.{json,md,png}`. Run: `synapt-fast bench loader [--quick]`.
 """

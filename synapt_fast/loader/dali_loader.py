@@ -203,10 +203,9 @@ class DaliVideoLoader(Epochs):
 
     Epoch `e` is a pure function of (seed, e, rank), which makes a mid-epoch resume exact:
     `iterate(epoch, start_batch)`. With the `reader` source the pipeline is rebuilt per epoch with
-    its own seed (and pays for the `prefetch` batches it computes past each epoch's end); when
-    training, the next epoch's pipeline is built in the background as the last batch is handed
-    out. The `seek` source draws every random choice from (seed, epoch, sample) and keeps one
-    pipeline.
+    its own seed and runs for exactly that epoch's batches (`ReaderEpoch`); when training, the
+    next epoch's pipeline is built in the background as the last batch is handed out. The `seek`
+    source draws every random choice from (seed, epoch, sample) and keeps one pipeline.
     A split that fails the quick check, or whose codec the chosen decoder cannot read, is refused
     before DALI opens it.
     """
