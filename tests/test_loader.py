@@ -260,17 +260,22 @@ def test_prefetched_batches_keep_order_errors_and_close_early():
 def test_cpu_training_leaves_the_loader_threads_its_cores():
     import os
 
-    code = ("import json, sys; from synapt_fast.train import set_cpu_threads; "
-            "print(json.dumps([set_cpu_threads(int(w)) for w in sys.argv[1:]]))")
+    # One fresh process (torch's thread count is process-wide); the function reads the
+    # environment at each call.
+    code = """
+import json, os, sys
+from synapt_fast.train import set_cpu_threads
+out = [set_cpu_threads(w) for w in (0, 1, int(sys.argv[1]) + 3)]
+os.environ["LOCAL_WORLD_SIZE"] = "2"  # two processes per machine share its cores
+out.append(set_cpu_threads(0))
+import torch
+torch.set_num_threads(3)
+os.environ["OMP_NUM_THREADS"] = "3"  # an explicit setting is left alone
+out.append(set_cpu_threads(0))
+print(json.dumps(out))
+"""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "LOCAL_WORLD_SIZE")}
     cores = len(os.sched_getaffinity(0))
-    out = subprocess.run([sys.executable, "-c", code, "0", "1", str(cores + 3)], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    assert json.loads(out) == [cores, max(1, cores - 1), 1]
-    # Two processes per machine share its cores; an explicit OMP_NUM_THREADS is left alone.
-    out = subprocess.run([sys.executable, "-c", code, "0"], env=dict(env, LOCAL_WORLD_SIZE="2"), capture_output=True,
-                         text=True, check=True).stdout
-    assert json.loads(out) == [max(1, cores // 2)]
-    out = subprocess.run([sys.executable, "-c", code, "0"], env=dict(env, OMP_NUM_THREADS="1"), capture_output=True,
-                         text=True, check=True).stdout
-    assert json.loads(out) == [1]
+    out = subprocess.run([sys.executable, "-c", code, str(cores)], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert json.loads(out) == [cores, max(1, cores - 1), 1, max(1, cores // 2), 3]
