@@ -149,7 +149,7 @@ def find_runs(root: Path, skipped: list[str], exclude: Path | None = None) -> li
         run_dir = path.parent.resolve()
         sweep = next((d for d in run_dir.parents if d in chosen_in), None)
         if sweep is not None and chosen_in[sweep] != run_dir:
-            skipped.append(f"{path}: not the chosen cell of the sweep in {sweep}")
+            skipped.append(f"{path}: not the chosen cell of the sweep in {path.parents[len(run_dir.parents) - len(sweep.parents)]}")
             continue
         r = _load_json(path, skipped)
         if r is None:
@@ -410,7 +410,10 @@ def _plot(name: str, points: list[dict], path: Path) -> None:
         ax.set_ylabel("LP top-1: real / synthetic pre-training")
         ax.legend(fontsize=7)
     else:
-        datasets = dataset_order({p["dataset"] for p in points})
+        # a panel needs a curve: datasets with runs at one class count (or sample count) only are left out
+        datasets = [d for d in dataset_order({p["dataset"] for p in points})
+                    if len({p["x"] for p in points if p["dataset"] == d}) >= 2] \
+            or dataset_order({p["dataset"] for p in points})
         fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets), 3), squeeze=False)
         for ax, d in zip(axes[0], datasets):
             series = sorted({(p["model"], p["family"], p["mode"]) for p in points if p["dataset"] == d})
