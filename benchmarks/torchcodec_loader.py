@@ -13,14 +13,9 @@ torch's CUDA libraries (libtorch_cuda.so, libnvrtc.so.13) and does not load with
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
-import webdataset as wds
-from torch.utils.data import get_worker_info
 
-from synapt_fast.loader.reference import ReferenceLoader, _Samples, augment
-from synapt_fast.loader.sampling import numpy_indices
+from synapt_fast.loader.reference import ReferenceLoader, _Samples
 
 
 def unavailable() -> str | None:
@@ -49,23 +44,8 @@ def decode_frames(data: bytes, wanted: np.ndarray) -> np.ndarray:
 class TorchCodecSamples(_Samples):
     """`_Samples` with torchcodec decoding: the same stream, selection, shuffle and rng order."""
 
-    def __iter__(self):
-        info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info else (0, 1)
-        epoch = self.epoch.value
-        mine = {int(p) for p in self.positions(epoch)[wid::nw]}
-        rng = np.random.default_rng([self.seed, epoch, self.rank, wid, 1])
-        stream = wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
-                                empty_check=False).select(lambda s: int(np.frombuffer(s["pos.i32"], "<i4")[0]) in mine)
-        if self.train:
-            stream = stream.shuffle(self.shuffle_buffer, rng=random.Random(int(rng.integers(2**31))))
-        ext = self.manifest.video_ext
-        for sample in stream:
-            n = int(np.frombuffer(sample["nframes.i32"], "<i4")[0])
-            label = int(np.frombuffer(sample["label.i32"], "<i4")[0])
-            pos = int(np.frombuffer(sample["pos.i32"], "<i4")[0])
-            idx = numpy_indices(self.sampling, n, self.train, rng)
-            yield augment(decode_frames(sample[ext], idx), self.transform, self.train, rng), label, pos
+    def decode(self, data: bytes, idx: np.ndarray) -> np.ndarray:
+        return decode_frames(data, idx)
 
 
 class TorchCodecLoader(ReferenceLoader):

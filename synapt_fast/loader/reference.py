@@ -148,8 +148,11 @@ class _Samples(IterableDataset):
             label = int(np.frombuffer(sample["label.i32"], "<i4")[0])
             pos = int(np.frombuffer(sample["pos.i32"], "<i4")[0])
             idx = numpy_indices(self.sampling, n, self.train, rng)
-            frames = decode_frames(sample[ext], idx, self.fps, self.gop)
-            yield augment(frames, self.transform, self.train, rng), label, pos
+            yield augment(self.decode(sample[ext], idx), self.transform, self.train, rng), label, pos
+
+    def decode(self, data: bytes, idx: np.ndarray) -> np.ndarray:
+        """Frames `idx` of one encoded clip, (T, H, W, 3) uint8: PyAV, seeking to keyframes."""
+        return decode_frames(data, idx, self.fps, self.gop)
 
 
 class ReferenceLoader(Epochs):
