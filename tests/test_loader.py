@@ -279,3 +279,25 @@ print(json.dumps(out))
     out = subprocess.run([sys.executable, "-c", code, str(cores)], env=env, capture_output=True, text=True,
                          check=True).stdout
     assert json.loads(out) == [cores, max(1, cores - 1), 1, max(1, cores // 2), 3]
+
+
+def test_lanes_cover_each_sample_once_and_resume_exactly(splits):
+    # Two pipelines per rank over halves of its shard, batches re-cut to whole ones but the last.
+    def loader(rank, train=True):
+        return make_loader(splits["main"], Sampling("dense", 4), Transform(size=32), train=train, batch_size=5,
+                           rank=rank, world_size=2, seed=3, source="reader", workers=2, lanes=2)
+
+    for train in (True, False):
+        for epoch in (0, 1):
+            seen = []
+            for rank in (0, 1):
+                ld = loader(rank, train)
+                ld.epoch = epoch
+                batches = [b.pos.tolist() for b in ld.iterate(epoch)]  # lanes of 3 clips: 5 + 1
+                assert len(batches) == len(ld) and all(len(b) == 5 for b in batches[:-1]), batches
+                seen += [p for b in batches for p in b]
+            assert sorted(seen) == list(range(12)), (train, epoch)
+    a = [(b.pos.tolist(), b.video) for b in loader(1).iterate(1)]
+    resumed = [(b.pos.tolist(), b.video) for b in loader(1).iterate(1, start_batch=1)]
+    assert [p for p, _ in resumed] == [p for p, _ in a[1:]]
+    assert all(torch.equal(x[1], y[1]) for x, y in zip(resumed, a[1:]))

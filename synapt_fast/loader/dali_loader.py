@@ -152,39 +152,70 @@ def video_pipeline(transform: Transform, train: bool, reader: dict | None = None
 
 
 class ReaderEpoch:
-    """One epoch of a reader pipeline, run for exactly the batches the epoch holds.
+    """One epoch of a rank's reader pipelines (its lanes), run for exactly the batches it holds.
 
     DALI's iterator schedules another run for every batch it hands out, so a pipeline built per
     epoch computed `prefetch` batches past the end only to drop them (2 of 14 batches in a
-    96-clip epoch of batch 8). Here the pipeline's queue depth is at most the epoch's batch count,
-    and a run is scheduled per batch taken only while the epoch needs more. Yields (video,
-    label, pos) tensors; the reader pads the last batch with repeats of its last sample, which
-    are cut off.
+    96-clip epoch of batch 8). Here each pipeline's queue depth is at most its batch count, and a
+    run is scheduled per batch taken only while the lane needs more.
+
+    Lanes: pipelines side by side over consecutive parts of the rank's shard (`counts` samples
+    each), each with its own worker threads and prefetch queue, so that both keep decoding while
+    the other finishes a batch. Their batches are taken round-robin (then the rest of the longer
+    lanes) and re-cut into batches of `batch_size`: only the last batch of the epoch is partial,
+    as with one pipeline. Yields (video, label, pos) tensors; the reader pads each lane's last
+    batch with repeats of its last sample, which are cut off.
     """
 
-    def __init__(self, pipe, num_samples: int, batch_size: int, depth: int):
-        self.pipe, self.num_samples, self.batch_size = pipe, num_samples, batch_size
-        self.num_batches = math.ceil(num_samples / batch_size)
-        self.scheduled = 0
-        if self.num_batches:
-            pipe.schedule_run()  # the first call fills the pipeline's queue: `depth` (<= num_batches) runs
-            self.scheduled = depth
+    def __init__(self, pipes: list, counts: list[int], batch_size: int, depths: list[int]):
+        self.pipes, self.counts, self.batch_size = pipes, counts, batch_size
+        self.num_samples = sum(counts)
+        self.num_batches = math.ceil(self.num_samples / batch_size)
+        self.lane_batches = [math.ceil(c / batch_size) for c in counts]
+        self.scheduled = [0] * len(pipes)
+        for j, pipe in enumerate(pipes):
+            if self.lane_batches[j]:
+                pipe.schedule_run()  # the first call fills the queue: `depth` (<= its batch count) runs
+                self.scheduled[j] = depths[j]
 
     def __len__(self) -> int:
         return self.num_batches
 
+    def _take(self, j: int, i: int):
+        pipe = self.pipes[j]
+        outputs = pipe.share_outputs()
+        try:
+            tensors = [torch.from_numpy(o.as_array()) for o in outputs]  # copies out of DALI's buffers
+        finally:
+            pipe.release_outputs()
+        if self.scheduled[j] < self.lane_batches[j]:
+            pipe.schedule_run()
+            self.scheduled[j] += 1
+        keep = self.counts[j] - i * self.batch_size
+        return [t[:keep] for t in tensors]
+
+    def _lane_batches(self):
+        for i in range(max(self.lane_batches, default=0)):
+            for j in range(len(self.pipes)):
+                if i < self.lane_batches[j]:
+                    yield self._take(j, i)
+
     def __iter__(self):
-        for i in range(self.num_batches):
-            outputs = self.pipe.share_outputs()
-            try:
-                tensors = [torch.from_numpy(o.as_array()) for o in outputs]  # copies out of DALI's buffers
-            finally:
-                self.pipe.release_outputs()
-            if self.scheduled < self.num_batches:
-                self.pipe.schedule_run()
-                self.scheduled += 1
-            keep = self.num_samples - i * self.batch_size
-            yield tuple(t[:keep] for t in tensors)
+        size, held = self.batch_size, []  # held: parts of the next batch, fewer than `size` clips
+        for part in self._lane_batches():
+            while len(part[0]):
+                have = sum(len(h[0]) for h in held)
+                if not held and len(part[0]) == size:  # the usual case: a whole batch, no copy
+                    yield tuple(part)
+                    break
+                cut = size - have
+                held.append([t[:cut] for t in part])
+                part = [t[cut:] for t in part]
+                if have + len(held[-1][0]) == size:
+                    yield tuple(torch.cat(ts) for ts in zip(*held))
+                    held = []
+        if held:
+            yield tuple(torch.cat(ts) for ts in zip(*held))
 
 
 class DaliVideoLoader(Epochs):
@@ -206,6 +237,13 @@ class DaliVideoLoader(Epochs):
     its own seed and runs for exactly that epoch's batches (`ReaderEpoch`); when training, the
     next epoch's pipeline is built in the background as the last batch is handed out. The `seek`
     source draws every random choice from (seed, epoch, sample) and keeps one pipeline.
+
+    Lanes (`reader` source only): a rank's shard is read by `lanes` pipelines side by side, each
+    over a contiguous part of it (DALI virtual shards `shard * lanes + j` of `world_size * lanes`)
+    with `workers // lanes` threads; their batches are interleaved in a fixed order and re-cut so
+    that only the epoch's last batch is partial (see `ReaderEpoch`). Default: one single-thread
+    lane per worker when decoding on the CPU (one multi-thread DALI pipeline left ~0.3 of 2 cores
+    idle: each operator finishes a whole batch before the next starts), one lane on the GPU.
     A split that fails the quick check, or whose codec the chosen decoder cannot read, is refused
     before DALI opens it.
     """
@@ -213,7 +251,7 @@ class DaliVideoLoader(Epochs):
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
                  batch_size: int, decode: str = "auto", source: str = "reader", rank: int = 0, world_size: int = 1,
                  seed: int = 0, workers: int = 2, prefetch: int = 2, shuffle_buffer: int = 256,
-                 use_mmap: bool = False):
+                 use_mmap: bool = False, lanes: int | None = None):
         self.split_dir = split_dir = Path(split_dir)
         self.manifest = quick_check(split_dir)
         self.device = decode_device(self.manifest.codec, decode)
@@ -223,14 +261,20 @@ class DaliVideoLoader(Epochs):
         self.sampling, self.transform, self.train = sampling, transform, train
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
         self.workers, self.epoch = workers, 0
+        if lanes is None:  # CPU decoding: one single-thread pipeline per worker (see `ReaderEpoch`)
+            lanes = workers if self.device == "cpu" and source == "reader" else 1
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, got {lanes}")
+        self.lanes = lanes if source == "reader" else 1
         self._prefetch = prefetch
         self._pipe_kwargs = dict(
-            transform=transform, train=train, batch_size=batch_size, num_threads=workers,
+            transform=transform, train=train, batch_size=batch_size, num_threads=max(1, workers // self.lanes),
             device_id=int(os.environ.get("LOCAL_RANK", 0)) if self.device == "gpu" else None)
         self._reader = dict(
             paths=[str(split_dir / s.tar) for s in self.manifest.shards],
             index_paths=[str(split_dir / s.index) for s in self.manifest.shards],
-            video_ext=self.manifest.video_ext, sampling=sampling, decode=self.device, num_shards=world_size,
+            video_ext=self.manifest.video_ext, sampling=sampling, decode=self.device,
+            num_shards=world_size * self.lanes,
             shuffle_buffer=shuffle_buffer, use_mmap=use_mmap)
         self._seek = None  # (iterator, pipeline, next epoch, next batch) of the persistent seek pipeline
         self._ahead = None  # (epoch, future (iterator, pipeline)) of the reader source's next epoch
@@ -259,14 +303,28 @@ class DaliVideoLoader(Epochs):
                 video = arrange_eval(video, clips, self.transform.layout)
             yield Batch(video=video, label=label.view(-1).long(), pos=pos.view(-1).long())
 
+    def _lane_counts(self, epoch: int) -> list[int]:
+        """Samples each lane reads in `epoch`: DALI's contiguous virtual shards `shard * lanes + j`
+        of `world_size * lanes`, which together are exactly this rank's shard."""
+        n, k = self.manifest.num_samples, self.world_size * self.lanes
+        first = self._shard(epoch) * self.lanes
+        return [n * (v + 1) // k - n * v // k for v in range(first, first + self.lanes)]
+
     def _open(self, epoch: int) -> ReaderEpoch:
-        samples = self.samples_in_epoch(epoch)
-        depth = max(1, min(self._prefetch, math.ceil(samples / self.batch_size)))
-        pipe = video_pipeline(**self._pipe_kwargs, prefetch_queue_depth=depth,
-                              reader=dict(self._reader, shard_id=self._shard(epoch)),
-                              seed=self.seed + 7919 * epoch + 1000003 * self.rank)
-        pipe.build()
-        return ReaderEpoch(pipe, samples, self.batch_size, depth)
+        pipes, counts, depths = [], [], []
+        first = self._shard(epoch) * self.lanes
+        for j, samples in enumerate(self._lane_counts(epoch)):
+            if not samples:
+                continue
+            depth = max(1, min(self._prefetch, math.ceil(samples / self.batch_size)))
+            pipe = video_pipeline(**self._pipe_kwargs, prefetch_queue_depth=depth,
+                                  reader=dict(self._reader, shard_id=first + j),
+                                  seed=self.seed + 7919 * epoch + 1000003 * self.rank + 15485863 * j)
+            pipe.build()
+            pipes.append(pipe)
+            counts.append(samples)
+            depths.append(depth)
+        return ReaderEpoch(pipes, counts, self.batch_size, depths)
 
     def _reader_batches(self, epoch: int, start_batch: int):
         run = None
@@ -311,9 +369,9 @@ class DaliVideoLoader(Epochs):
 
     def _replace(self, finished: list, epoch: int) -> ReaderEpoch:
         """In the builder thread: drop a finished epoch's pipeline, then open `epoch`'s."""
-        alive = weakref.ref(finished[0].pipe)
+        alive = [weakref.ref(p) for p in finished[0].pipes]
         finished.clear()
-        if alive() is not None:  # held by a reference cycle
+        if any(a() is not None for a in alive):  # held by a reference cycle
             gc.collect()
         _return_freed_memory()
         return self._open(epoch)
