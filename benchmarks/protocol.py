@@ -165,7 +165,7 @@ class Protocol:
 
             torch.manual_seed(0)
             model = create_model("tsn_tiny", num_classes=1000, num_frames=8, image_size=48)
-            torch.save({k: v for k, v in model.state_dict().items()}, path)
+            torch.save(model.state_dict(), path)
         return path, "tsn_tiny"
 
     def bias(self, name: str) -> Path:

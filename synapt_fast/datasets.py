@@ -28,6 +28,14 @@ def _skip(rel: str, where: str, reason: str) -> SourceItem:
     return SourceItem(id=rel, label=None, class_name=None, problem=f"{where}: {reason}")
 
 
+def _video(root: Path, rel: str, where: str, **fields) -> SourceItem:
+    """The item for video `root/rel`, or a skip naming `where` when the disk lacks it."""
+    path = root / rel
+    if not path.is_file():
+        return _skip(rel, where, f"missing file {path}")
+    return SourceItem(id=rel, path=path, **fields)
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     for n, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         line = raw.strip()
@@ -73,11 +81,7 @@ class UCF101:
                 continue
             if len(parts) == 2 and (not parts[1].isdigit() or int(parts[1]) - 1 != index[folder]):
                 raise ValueError(f"{self.list_file}:{n}: label {parts[1]} does not match class {folder!r}")
-            path = self.videos / rel
-            if not path.is_file():
-                yield _skip(rel, where, f"missing file {path}")
-                continue
-            yield SourceItem(id=rel, label=index[folder], class_name=folder, path=path, meta={"list_line": n})
+            yield _video(self.videos, rel, where, label=index[folder], class_name=folder, meta={"list_line": n})
 
 
 class HMDB51:
@@ -109,11 +113,7 @@ class HMDB51:
                 if parts[1] != self.TAGS[self.subset]:
                     continue
                 rel = f"{name}/{parts[0]}"
-                video = self.videos / rel
-                if not video.is_file():
-                    yield _skip(rel, f"{path.name}:{n}", f"missing file {video}")
-                    continue
-                yield SourceItem(id=rel, label=label, class_name=name, path=video, meta={"list_line": n})
+                yield _video(self.videos, rel, f"{path.name}:{n}", label=label, class_name=name, meta={"list_line": n})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,11 +205,7 @@ class SSV2:
                 continue
             if cls not in index:  # a class outside a subset (Mini-SSV2): not part of this dataset
                 continue
-            path = self.videos / rel
-            if not path.is_file():
-                yield _skip(rel, where, f"missing file {path}")
-                continue
-            yield SourceItem(id=rel, label=index[cls], class_name=cls, path=path, meta={"list_entry": i})
+            yield _video(self.videos, rel, where, label=index[cls], class_name=cls, meta={"list_entry": i})
 
 
 class MiniSSV2(SSV2):
@@ -266,12 +262,8 @@ class Diving48:
             if not 0 <= label < len(self.class_names):
                 yield _skip(rel, where, f"label {label} outside the vocabulary 0..{len(self.class_names) - 1}")
                 continue
-            path = self.videos / rel
-            if not path.is_file():
-                yield _skip(rel, where, f"missing file {path}")
-                continue
             meta = {"list_entry": i, "start_frame": entry["start_frame"], "end_frame": entry["end_frame"]}
-            yield SourceItem(id=rel, label=label, class_name=self.class_names[label], path=path, meta=meta)
+            yield _video(self.videos, rel, where, label=label, class_name=self.class_names[label], meta=meta)
 
 
 IKEA_FA_CLASSES = tuple(f"attach_leg_{i}" for i in range(1, 5)) + tuple(f"detach_leg_{i}" for i in range(1, 5)) + (
@@ -507,12 +499,8 @@ class MiT150:
             if rel.split("/")[0] != cls:
                 yield _skip(rel, where, f"file is under {rel.split('/')[0]!r} but labelled {cls!r}")
                 continue
-            path = self.videos / rel
-            if not path.is_file():
-                yield _skip(rel, where, f"missing file {path}")
-                continue
-            yield SourceItem(id=rel, label=index[cls], class_name=cls, path=path,
-                             meta={"list_line": n, "class_seed": self.seed})
+            yield _video(self.videos, rel, where, label=index[cls], class_name=cls,
+                         meta={"list_line": n, "class_seed": self.seed})
 
 
 # name -> one line for `synapt-fast datasets` and `shard --help`. `open_dataset` builds them.
