@@ -10,7 +10,8 @@ from pathlib import Path
 from .shardwriter import ShardInfo
 
 FORMAT = "synapt-fast-shards"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: VP9 clips in IVF with a keyframe table (1: VP9 in WebM; still read)
+READ_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 
 
@@ -65,7 +66,7 @@ class Manifest:
             raise ManifestError(f"{path}: not valid JSON ({e})") from None
         if d.get("format") != FORMAT:
             raise ManifestError(f"{path}: not a {FORMAT} manifest")
-        if d.get("format_version") != FORMAT_VERSION:
+        if d.get("format_version") not in READ_VERSIONS:
             raise ManifestError(
                 f"{path}: format_version {d.get('format_version')} is not supported (this is {FORMAT_VERSION})"
             )

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .ivf import KEYFRAMES
 from .manifest import MANIFEST, Manifest
 from .shardwriter import ShardInfo, ShardWriter, file_sha256
 from .sources import Source, SourceItem
@@ -136,6 +137,8 @@ def _members(key: str, item: SourceItem, enc: Encoded, fps: float) -> list[tuple
         # The key as a number: DALI exposes sample keys only as strings.
         ("pos.i32", np.array([int(key)], dtype="<i4").tobytes()),
         ("meta.json", json.dumps(meta, sort_keys=True, ensure_ascii=False).encode()),
+        # Where each keyframe starts, so that the loader can decode from the one before its clip.
+        *([(KEYFRAMES, enc.keyframes.tobytes())] if enc.keyframes is not None else []),
     ]
 
 

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 VIDEO_EXTENSIONS = frozenset(
-    {".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ogv", ".3gp"}
+    {".avi", ".mp4", ".mkv", ".webm", ".ivf", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ogv", ".3gp"}
 )
 
 

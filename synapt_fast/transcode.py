@@ -19,11 +19,13 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from .ivf import frames, keyframe_table
 from .sources import Frames, SourceItem
 
 # codec -> (encoder, container format, member extension, pixel format)
 CODECS: dict[str, tuple[str, str, str, str]] = {
-    "vp9": ("libvpx-vp9", "webm", "webm", "yuv420p"),
+    # IVF, not WebM: a raw VP9 stream the DALI loader can cut at any keyframe (see `ivf`).
+    "vp9": ("libvpx-vp9", "ivf", "ivf", "yuv420p"),
     "h264": ("libx264", "mp4", "mp4", "yuv420p"),
     "hevc": ("libx265", "mp4", "mp4", "yuv420p"),
     # Full-range JPEG 4:2:0 is what MJPEG decoders (DALI's included) expect.
@@ -76,6 +78,19 @@ class Encoded:
     width: int
     height: int
     meta: dict
+    keyframes: np.ndarray | None = None  # IVF only: (frame index, byte offset) of each keyframe
+
+
+def _encoded(data: bytes, ext: str, num_frames: int, width: int, height: int, meta: dict) -> Encoded:
+    keyframes = None
+    if ext == "ivf":
+        try:
+            keyframes = keyframe_table(data)
+        except ValueError as e:
+            raise BadClip(f"unusable IVF stream: {e}") from None
+        if len(frames(data)[1]) != num_frames:
+            raise BadClip(f"IVF stream holds {len(frames(data)[1])} frames, {num_frames} decoded")
+    return Encoded(data, ext, num_frames, width, height, meta, keyframes)
 
 
 def _encoder_options(opts: EncodeOptions) -> dict[str, str]:
@@ -233,7 +248,7 @@ def _conforming(container, stream, opts: EncodeOptions) -> bool:
     ctx = stream.codec_context
     codec = _DECODER_NAMES.get(ctx.name)
     encoder, fmt, ext, pix = CODECS[opts.codec]
-    rate = float(stream.average_rate or 0)
+    rate = float(stream.average_rate or stream.guessed_rate or 0)  # IVF declares no average rate
     w, h = ctx.width, ctx.height
     return (
         codec == opts.codec
@@ -275,8 +290,8 @@ def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
             for t, _ in frames:
                 count, last = count + 1, t
             _check_complete(count, last + end_gap, declared)
-            return Encoded(path.read_bytes(), CODECS[opts.codec][2], count, src_w, src_h,
-                           dict(meta, copied=True))
+            return _encoded(path.read_bytes(), CODECS[opts.codec][2], count, src_w, src_h,
+                            dict(meta, copied=True))
         width, height = target_size(src_w or 2, src_h or 2, opts.short_side)
         enc = _Encoder(opts, width, height)
         last = [0.0]
@@ -299,7 +314,7 @@ def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
             raise BadClip("no decodable video frames")
         if opts.max_seconds is None:
             _check_complete(enc.count, last[0] + end_gap, declared)
-        return Encoded(data, enc.ext, enc.count, width, height, dict(meta, copied=False))
+        return _encoded(data, enc.ext, enc.count, width, height, dict(meta, copied=False))
 
 
 def _check_complete(count: int, decoded_seconds: float, declared: float | None) -> None:
@@ -324,7 +339,7 @@ def _encode_frames(frames: Frames, opts: EncodeOptions) -> Encoded:
     data = enc.finish()
     meta = {"source_codec": "rendered", "source_fps": frames.fps, "source_size": [w, h],
             "source_seconds": t / frames.fps, "copied": False}
-    return Encoded(data, enc.ext, enc.count, width, height, meta)
+    return _encoded(data, enc.ext, enc.count, width, height, meta)
 
 
 def decode_all(data: bytes) -> np.ndarray:

@@ -15,10 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from .devices import DecodeDeviceError, decode_device
+from .ivf import KEYFRAMES, keyframe_table
 from .manifest import MANIFEST, Manifest, ManifestError
 from .shardwriter import file_sha256, read_index
 
 REQUIRED_MEMBERS = ("label.i32", "nframes.i32", "pos.i32", "meta.json")
+
+
+def required_members(video_ext: str) -> tuple[str, ...]:
+    """Every member a sample of a split in this container must have."""
+    return (video_ext, *REQUIRED_MEMBERS, *((KEYFRAMES,) if video_ext == "ivf" else ()))
 
 
 class ShardError(ValueError):
@@ -62,7 +68,7 @@ def _check_index(split_dir: Path, shard, video_ext: str, problems: list[str]) ->
         problems.append(f"{idx_path}: {len(index)} samples, manifest says {shard.samples}")
     for n, sample in enumerate(index):
         exts = {ext for ext, *_ in sample}
-        missing = [e for e in (video_ext, *REQUIRED_MEMBERS) if e not in exts]
+        missing = [e for e in required_members(video_ext) if e not in exts]
         if missing:
             problems.append(f"{idx_path}: sample {n} lacks members {missing}")
         for ext, offset, size, name in sample:
@@ -130,6 +136,10 @@ def verify_split(split_dir: Path, decode: bool = False) -> tuple[Manifest | None
                     if not 0 <= label < len(manifest.class_names):
                         problems.append(f"{tar}: {comp['label.i32']} = {label} outside the class list")
                         labels_ok = False
+                    if KEYFRAMES in comp:
+                        problem = _keyframes_problem(tf, comp[manifest.video_ext], comp[KEYFRAMES])
+                        if problem:
+                            problems.append(f"{tar}: {problem}")
         except (tarfile.TarError, OSError, KeyError) as e:
             problems.append(f"{tar}: unreadable tar ({e})")
             continue
@@ -139,6 +149,18 @@ def verify_split(split_dir: Path, decode: bool = False) -> tuple[Manifest | None
     if decode and not problems and labels_ok:
         problems += decode_check(split_dir, manifest)
     return manifest, problems
+
+
+def _keyframes_problem(tf: tarfile.TarFile, video: str, keyframes: str) -> str | None:
+    """The loader cuts clips where the keyframe table says: it must match the stream's bytes."""
+    try:
+        table = keyframe_table(tf.extractfile(video).read())
+    except ValueError as e:
+        return f"{video}: {e}"
+    stored = np.frombuffer(tf.extractfile(keyframes).read(), "<i4")
+    if stored.shape != (table.size,) or not np.array_equal(stored.reshape(-1, 2), table):
+        return f"{keyframes} does not match the keyframes of {video}"
+    return None
 
 
 def decode_check(split_dir: Path, manifest: Manifest, batch_size: int = 4) -> list[str]:

@@ -46,6 +46,8 @@ def splits(tmp_path_factory):
     root = tmp_path_factory.mktemp("loader")
     return {
         "main": _split(root, "main", SampleSource(3, 4, 40, 160, 128), gop=8),
+        # Hidden alternate reference frames (VP9 superframes) around each keyframe cut.
+        "arf": _split(root, "arf", SampleSource(3, 4, 40, 160, 128), gop=8, speed="good"),
         "static": _split(root, "static", SampleSource(2, 2, 20, 160, 128, static=True)),
         "short": _split(root, "short", SampleSource(2, 2, 3, 160, 128)),
     }
@@ -80,25 +82,30 @@ def _pyav_reference(split: Path, size: int) -> dict[int, np.ndarray]:
     m = Manifest.load(split)
     out = {}
     for s in wds.WebDataset([str(split / sh.tar) for sh in m.shards], shardshuffle=False):
-        f = decode_all(s["webm"]).astype(np.float32)
+        f = decode_all(s[m.video_ext]).astype(np.float32)
         h, w = f.shape[1:3]
         y0, x0 = (h - size) // 2, (w - size) // 2
         out[int(np.frombuffer(s["pos.i32"], "<i4")[0])] = f[:, y0:y0 + size, x0:x0 + size]
     return out
 
 
-@pytest.mark.parametrize("backend,sampling", [
-    ("dali", Sampling("segments", 8)), ("dali", Sampling("dense", 8, interval=3)), ("dali", Sampling("uniform", 6)),
-    ("dali-seek", Sampling("dense", 8, interval=3)), ("reference", Sampling("segments", 8))])
-def test_frames_equal_pyav_frames_for_the_same_indices(splits, backend, sampling):
+# Dense evaluation clips start mid-video, after a keyframe: the DALI reader decodes them from a
+# stream cut at that keyframe (`ivf`), and the clips must still be the same frames.
+@pytest.mark.parametrize("backend,sampling,split", [
+    ("dali", Sampling("segments", 8), "main"), ("dali", Sampling("dense", 8, interval=3), "main"),
+    ("dali", Sampling("uniform", 6), "main"), ("dali", Sampling("dense", 4), "arf"),
+    ("dali", Sampling("dense", 4, num_clips=3), "arf"),
+    ("dali-seek", Sampling("dense", 8, interval=3), "main"), ("reference", Sampling("segments", 8), "main"),
+    ("reference", Sampling("dense", 4), "arf")])
+def test_frames_equal_pyav_frames_for_the_same_indices(splits, backend, sampling, split):
     t = Transform(size=128, resize_ratio=1.0, layout="NTCHW", **RAW)
-    decoded = _pyav_reference(splits["main"], 128)
+    decoded = _pyav_reference(splits[split], 128)
     seen = 0
-    for b in loader_for(backend, splits["main"], sampling, t, train=False, batch_size=4, workers=1):
-        got = b.video[:, 0].permute(0, 1, 3, 4, 2).numpy()  # B, T, H, W, 3
+    for b in loader_for(backend, splits[split], sampling, t, train=False, batch_size=4, workers=1):
+        got = b.video.flatten(1, 2).permute(0, 1, 3, 4, 2).numpy()  # B, views x T, H, W, 3
         for clip, pos in zip(got, b.pos.tolist()):
             frames = decoded[pos]
-            idx = numpy_indices(sampling, len(frames), train=False)
+            idx = numpy_indices(sampling, len(frames), train=False).reshape(-1)
             diff = np.abs(clip - frames[idx])
             # DALI converts YUV to RGB with its own rounding and chroma upsampling (sharp colour
             # edges differ most): small differences, no more.
@@ -109,6 +116,25 @@ def test_frames_equal_pyav_frames_for_the_same_indices(splits, backend, sampling
                 assert dist[idx[k]] <= dist.min() + 1e-4, (backend, pos, k, idx[k], int(dist.argmin()))
             seen += 1
     assert seen == 12
+
+
+@pytest.mark.parametrize("split", ["main", "arf"])
+def test_dense_training_clips_are_consecutive_frames_wherever_they_start(splits, split):
+    """Random starts over the whole clip: every keyframe cut of the DALI reader gets exercised."""
+    t = Transform(size=128, resize_ratio=1.0, train_crop="center", flip=False, layout="NTCHW", **RAW)
+    decoded = _pyav_reference(splits[split], 128)
+    starts = []
+    for epoch in range(3):
+        for b in loader_for("dali", splits[split], Sampling("dense", 4), t, train=True, batch_size=4, workers=1,
+                            seed=epoch):
+            for clip, pos in zip(b.video.permute(0, 1, 3, 4, 2).numpy(), b.pos.tolist()):
+                frames = decoded[pos]
+                dist = np.abs(frames[None] - clip[:, None]).mean(axis=(2, 3, 4))  # (4 clip, T video)
+                start = int(dist[0].argmin())
+                assert dist.argmin(axis=1).tolist() == list(range(start, start + 4)), (split, pos, start)
+                assert dist.min(axis=1).max() < 3, (split, pos, start)
+                starts.append(start)
+    assert min(starts) < 8 and max(starts) > 24  # clips before the first keyframe cut and well after it
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -38,7 +38,7 @@ def test_round_trip_with_plain_webdataset(vp9_split, clip_folder):
         meta = json.loads(sample["meta.json"])
         label = int(np.frombuffer(sample["label.i32"], "<i4")[0])
         nframes = int(np.frombuffer(sample["nframes.i32"], "<i4")[0])
-        frames = decode_all(sample["webm"])
+        frames = decode_all(sample["ivf"])
         assert meta["class_name"] == m.class_names[label] and meta["id"].startswith(meta["class_name"])
         assert nframes == len(frames) == 30  # 1 s at 25 fps resampled to 30 fps
         assert frames.shape[1:] == (128, 170, 3)
@@ -70,7 +70,7 @@ def test_round_trip_with_dali_cpu_reader_and_decoder(vp9_split):
     def pipe():
         video, label, nframes, meta = fn.readers.webdataset(
             paths=[str(vp9_split / s.tar) for s in m.shards], index_paths=[str(vp9_split / s.index) for s in m.shards],
-            ext=["webm", "label.i32", "nframes.i32", "meta.json"],
+            ext=["ivf", "label.i32", "nframes.i32", "meta.json"],
             dtypes=[types.UINT8, types.INT32, types.INT32, types.UINT8], name="r")
         return fn.decoders.video(video, device="cpu"), label, nframes, meta
 

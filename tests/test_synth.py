@@ -248,7 +248,7 @@ def test_files_output_decodes(tmp_path):
 
     summary = write_files(SynthSource(2, 1, frames=8, size=32), tmp_path)
     assert summary["clips"] == 2
-    files = sorted(tmp_path.rglob("*.webm"))
+    files = sorted(tmp_path.rglob("*.ivf"))
     assert len(files) == 2 and files[0].parent.name in SynthSource(2, 1).class_names
     with av.open(str(files[0])) as c:
         decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
@@ -273,7 +273,7 @@ def test_shards_through_the_shard_writer(tmp_path):
 
     tar = next((tmp_path / "synth2" / "train").glob("*.tar"))
     with tarfile.open(tar) as t:
-        video = next(m for m in t.getmembers() if m.name.endswith(".webm"))
+        video = next(m for m in t.getmembers() if m.name.endswith(".ivf"))
         frames = decode_all(t.extractfile(video).read())
     assert frames.shape == (8, 32, 32, 3)
     info = json.loads((tmp_path / "down_b090" / "synth.json").read_text())
@@ -302,7 +302,7 @@ def test_cli_writes_pretraining_and_downstream_sets(tmp_path):
                                      "--downstream-classes", "0", "--frames", "4", "--size", "32",
                                      "--workers", "1"])
     assert files.exit_code == 0, files.output
-    assert len(list((out / "synth2" / "train").rglob("*.webm"))) == 2
+    assert len(list((out / "synth2" / "train").rglob("*.ivf"))) == 2
 
 
 def test_variation_narrows_the_nuisance_spread():

@@ -37,7 +37,7 @@ def test_target_size_is_even_with_the_requested_short_side(w, h, short, expected
     assert target_size(w, h, short) == expected
 
 
-@pytest.mark.parametrize("codec,ext", [("vp9", "webm"), ("h264", "mp4"), ("hevc", "mp4"), ("mjpeg", "mkv")])
+@pytest.mark.parametrize("codec,ext", [("vp9", "ivf"), ("h264", "mp4"), ("hevc", "mp4"), ("mjpeg", "mkv")])
 def test_each_codec_encodes_deterministically(tmp_path, codec, ext):
     src = write_clip(tmp_path / "in.mp4", render(2, 0, 20, 160, 120), fps=25.0)
     item = SourceItem("in.mp4", 0, "c", path=src)
@@ -69,9 +69,9 @@ def test_rendered_frames_encode_without_files():
 def test_copy_packs_a_conforming_clip_byte_for_byte(tmp_path):
     conforming = encode_item(SourceItem("r", 0, "c", render=lambda: Frames(render(0, 0, 30, 170, 128), 30.0)),
                              EncodeOptions())
-    path = tmp_path / "ok.webm"
+    path = tmp_path / "ok.ivf"
     path.write_bytes(conforming.data)
-    copied = encode_item(SourceItem("ok.webm", 0, "c", path=path), EncodeOptions(copy=True))
+    copied = encode_item(SourceItem("ok.ivf", 0, "c", path=path), EncodeOptions(copy=True))
     assert copied.data == conforming.data and copied.meta["copied"] and copied.num_frames == 30
     # A clip at another size is re-encoded even with copy=True.
     other = write_clip(tmp_path / "big.webm", render(0, 0, 30, 320, 240))

@@ -22,6 +22,7 @@ from nvidia.dali import pipeline_def
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
 from ..devices import decode_device
+from ..ivf import HEADER as IVF_HEADER, KEYFRAMES
 from ..verify import quick_check
 from .batch import Batch, Epochs, arrange_eval
 from .sampling import Sampling, indices
@@ -95,18 +96,31 @@ def _train_crop(frames, t: Transform):
                      roi_relative=False, antialias=False)
 
 
+def _keyframe_cut(video, keyframes, idx):
+    """The IVF stream from the last keyframe at or before the first wanted frame, and the wanted
+    frames' indices in it: DALI's decoder starts at the stream's first frame (see `ivf`)."""
+    table = fn.reshape(keyframes, shape=[-1, 2])
+    first = fn.reductions.min(idx)
+    k = fn.reductions.sum(fn.cast(table[:, 0] <= first, dtype=types.INT32)) - 1
+    start, offset = table[k, 0], table[k, 1]
+    return fn.cat(video[0:IVF_HEADER], video[offset:]), idx - start
+
+
 def _reader_input(paths, index_paths, video_ext, sampling, train, decode, shard_id, num_shards, shuffle_buffer,
                   use_mmap):
     """DALI's own webdataset reader and video decoder: frame indices and crop drawn in the graph."""
-    video, label, nframes, pos = fn.readers.webdataset(
-        paths=paths, index_paths=index_paths, ext=[video_ext, "label.i32", "nframes.i32", "pos.i32"],
-        dtypes=[types.UINT8, types.INT32, types.INT32, types.INT32], missing_component_behavior="error",
-        random_shuffle=train, initial_fill=shuffle_buffer, shard_id=shard_id, num_shards=num_shards,
-        stick_to_shard=True, pad_last_batch=True, dont_use_mmap=not use_mmap, name="reader")
+    cut = video_ext == "ivf"
+    ext = [video_ext, "label.i32", "nframes.i32", "pos.i32", *([KEYFRAMES] if cut else [])]
+    video, label, nframes, pos, *keyframes = fn.readers.webdataset(
+        paths=paths, index_paths=index_paths, ext=ext, dtypes=[types.UINT8] + [types.INT32] * (len(ext) - 1),
+        missing_component_behavior="error", random_shuffle=train, initial_fill=shuffle_buffer, shard_id=shard_id,
+        num_shards=num_shards, stick_to_shard=True, pad_last_batch=True, dont_use_mmap=not use_mmap, name="reader")
     n = fn.cast(nframes, dtype=types.FLOAT)
     r = sampling.num_randoms(train)
     u = fn.random.uniform(range=[0.0, 1.0], shape=[r]) if r else None
     idx = fn.cast(indices(sampling, n, u, train, DaliOps), dtype=types.INT32)
+    if cut:
+        video, idx = _keyframe_cut(video, keyframes[0], idx)
     frames = fn.decoders.video(video, device="mixed" if decode == "gpu" else "cpu", frames=idx, pad_mode="edge")
     return frames, label, pos
 

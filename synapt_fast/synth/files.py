@@ -2,7 +2,7 @@
 
 Layout: `<out_dir>/<class>/<split>_<index>.<ext>` -- a folder per class, which
 `synapt_fast.sources.FolderSource` (and so `synapt-fast shard`) reads back -- plus
-`classes.txt` in label order. Clips are encoded with the shard writer's encoder (VP9 .webm by
+`classes.txt` in label order. Clips are encoded with the shard writer's encoder (VP9 .ivf by
 default), rendered and encoded in worker processes.
 """
 

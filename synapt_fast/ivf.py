@@ -1,0 +1,70 @@
+"""IVF, the raw VP8 / VP9 container, and where each clip's keyframes start.
+
+DALI 2.4's CPU decoder does not seek: it decodes from frame 0 up to the last frame requested,
+whatever the GOP (benchmarks/README.md, performance note 2), so a dense clip late in a video paid
+for every frame before it. An IVF stream is a 32-byte file header followed by frames, each a
+12-byte frame header (size, timestamp) and its bytes; the file header plus the frames from any
+keyframe on is again a valid stream, and it decodes to the same pictures. The shard writer stores
+where each keyframe starts (`KEYFRAMES`), and the DALI loader cuts every clip at the last
+keyframe at or before its first sampled frame, inside the graph (`loader.dali_loader`).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+HEADER = 32  # file header bytes: b"DKIF", version, header size, fourcc, size, rate, frame count
+FRAME_HEADER = 12  # per frame: little-endian uint32 size, uint64 timestamp
+KEYFRAMES = "keyframes.i32"  # member: int32 (frame index, byte offset) pairs, one per keyframe
+
+
+def frames(data: bytes) -> tuple[bytes, list[tuple[int, int]]]:
+    """(fourcc, [(offset of each frame's header, payload size)]); ValueError if malformed."""
+    if len(data) < HEADER or data[:4] != b"DKIF":
+        raise ValueError("not an IVF stream (no DKIF signature)")
+    header_size = struct.unpack_from("<H", data, 6)[0]
+    if header_size != HEADER:
+        raise ValueError(f"IVF header of {header_size} bytes, expected {HEADER}")
+    fourcc = data[8:12]
+    out, pos = [], HEADER
+    while pos < len(data):
+        if pos + FRAME_HEADER > len(data):
+            raise ValueError(f"IVF frame {len(out)} header cut off at byte {pos}")
+        size = struct.unpack_from("<I", data, pos)[0]
+        if size == 0 or pos + FRAME_HEADER + size > len(data):
+            raise ValueError(f"IVF frame {len(out)} at byte {pos}: size {size} runs past the end")
+        out.append((pos, size))
+        pos += FRAME_HEADER + size
+    return fourcc, out
+
+
+def is_keyframe(fourcc: bytes, payload: bytes) -> bool:
+    """Whether a VP8 / VP9 frame is a keyframe, from the first byte of its uncompressed header."""
+    b = payload[0]
+    if fourcc == b"VP80":
+        return b & 1 == 0  # frame tag bit 0: 0 = key frame
+    if fourcc == b"VP90":
+        # frame_marker (2 bits), profile_low_bit, profile_high_bit, [reserved bit if profile 3],
+        # show_existing_frame, frame_type (0 = key frame)
+        shift = 1 if (b >> 4) & 3 == 3 else 0
+        if (b >> (3 - shift)) & 1:
+            return False  # shows an earlier frame again: no picture data
+        return (b >> (2 - shift)) & 1 == 0
+    raise ValueError(f"IVF stream of codec {fourcc!r}: only VP8 and VP9 are handled")
+
+
+def keyframe_table(data: bytes) -> np.ndarray:
+    """(frame index, byte offset) of every keyframe, int32 (K, 2); frame 0 must be one."""
+    fourcc, fr = frames(data)
+    table = [(i, pos) for i, (pos, size) in enumerate(fr)
+             if is_keyframe(fourcc, data[pos + FRAME_HEADER:pos + FRAME_HEADER + size])]
+    if not table or table[0] != (0, HEADER):
+        raise ValueError("IVF stream does not start with a keyframe")
+    return np.asarray(table, dtype="<i4")
+
+
+def cut(data: bytes, offset: int) -> bytes:
+    """The stream from the frame at byte `offset` (a keyframe's) on: what the loader decodes."""
+    return data[:HEADER] + data[offset:]

@@ -1,0 +1,73 @@
+"""IVF streams and their keyframe tables: a stream cut at any keyframe decodes to the same
+pictures, malformed streams are named, and `verify` catches a table that disagrees."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import numpy as np
+import pytest
+
+from synapt_fast.ivf import HEADER, KEYFRAMES, cut, frames, keyframe_table
+from synapt_fast.sampleclips import render
+from synapt_fast.sources import Frames, SourceItem
+from synapt_fast.transcode import EncodeOptions, decode_all, encode_item
+from synapt_fast.verify import _keyframes_problem
+
+
+def _clip(speed: str, gop: int = 8, n: int = 40) -> bytes:
+    item = SourceItem("r", 0, "c", render=lambda: Frames(render(3, 1, n, 160, 128), 30.0))
+    enc = encode_item(item, EncodeOptions(gop=gop, speed=speed))
+    assert enc.ext == "ivf" and enc.num_frames == n
+    assert np.array_equal(enc.keyframes, keyframe_table(enc.data))
+    return enc.data
+
+
+# "good" uses hidden alternate reference frames (VP9 superframes); "fast" does not.
+@pytest.mark.parametrize("speed", ["fast", "good"])
+def test_a_stream_cut_at_each_keyframe_decodes_to_the_same_frames(speed):
+    data = _clip(speed)
+    table = keyframe_table(data)
+    assert table[:, 0].tolist() == [0, 8, 16, 24, 32] and table[0, 1] == HEADER
+    full = decode_all(data)
+    for frame, offset in table:
+        part = decode_all(cut(data, int(offset)))
+        assert np.array_equal(part, full[frame:]), (speed, frame)
+    # A cut between keyframes is not a valid start: the table is what makes cutting safe.
+    _, fr = frames(data)
+    assert all(pos not in table[:, 1] for pos, _ in fr[1:8])
+
+
+def test_malformed_streams_are_named():
+    data = _clip("fast")
+    with pytest.raises(ValueError, match="no DKIF signature"):
+        keyframe_table(b"\x1aE\xdf\xa3" + data[4:])
+    with pytest.raises(ValueError, match="runs past the end"):
+        keyframe_table(data[:-5])
+    _, fr = frames(data)
+    with pytest.raises(ValueError, match="does not start with a keyframe"):
+        keyframe_table(cut(data, fr[3][0]))
+
+
+def _tar(members: dict[str, bytes]) -> tarfile.TarFile:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tf.addfile(info, io.BytesIO(payload))
+    buf.seek(0)
+    return tarfile.open(fileobj=buf)
+
+
+def test_verify_catches_a_keyframe_table_that_disagrees_with_the_stream():
+    data = _clip("fast")
+    good = keyframe_table(data)
+    bad = good.copy()
+    bad[1, 1] += 12  # points into the middle of a frame
+    tf = _tar({"0.ivf": data, "0.keyframes.i32": good.tobytes(), "1.ivf": data, "1.keyframes.i32": bad.tobytes(),
+               "2.ivf": data[:-5], "2.keyframes.i32": good.tobytes()})
+    assert _keyframes_problem(tf, "0.ivf", "0." + KEYFRAMES) is None
+    assert _keyframes_problem(tf, "1.ivf", "1." + KEYFRAMES) == "1.keyframes.i32 does not match the keyframes of 1.ivf"
+    assert "2.ivf: IVF frame 39" in _keyframes_problem(tf, "2.ivf", "2." + KEYFRAMES)
