@@ -255,7 +255,7 @@ def write_subset(src_dir: Path, out_dir: Path, manifest: Manifest, sel: Selectio
             f.close()
     out = Manifest(set=set_name, split=split, class_names=sel.class_names, class_counts=counts,
                    num_samples=len(sel.samples), num_frames=frames, shards=shards, encoding=manifest.encoding,
-                   skipped=[], seed=seed)
+                   skipped=[], seed=seed, format_version=manifest.format_version)
     out.save(tmp / MANIFEST)
     record = dict(info, source=str(src_dir), source_manifest_sha256=file_sha256(src_dir / MANIFEST),
                   source_set=manifest.set, source_split=manifest.split, seed=seed, class_names=sel.class_names,

@@ -3,12 +3,14 @@ augmentation, short clips, refusals, determinism, resume, and exact DDP epochs u
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -17,11 +19,12 @@ import webdataset as wds
 from synapt_fast.devices import DecodeDeviceError
 from synapt_fast.loader import Sampling, Transform, make_loader
 from synapt_fast.loader.sampling import numpy_indices
-from synapt_fast.manifest import Manifest
+from synapt_fast.manifest import MANIFEST, Manifest
 from synapt_fast.sampleclips import SampleSource
+from synapt_fast.shardwriter import ShardWriter
 from synapt_fast.sharding import ShardOptions, shard_source
 from synapt_fast.transcode import EncodeOptions, decode_all
-from synapt_fast.verify import ShardError
+from synapt_fast.verify import ShardError, verify_split
 
 # The DALI loader with each of its sources, and the reference loader.
 BACKENDS = ["dali", "dali-seek", "reference"]
@@ -135,6 +138,47 @@ def test_dense_training_clips_are_consecutive_frames_wherever_they_start(splits,
                 assert dist.min(axis=1).max() < 3, (split, pos, start)
                 starts.append(start)
     assert min(starts) < 8 and max(starts) > 24  # clips before the first keyframe cut and well after it
+
+
+def _remux(data: bytes, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    with av.open(io.BytesIO(data)) as src, av.open(buf, "w", format=fmt) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    return buf.getvalue()
+
+
+def _as_version_1(split: Path, out: Path) -> Path:
+    """The split as a format 1 writer left it: the same VP9 streams in WebM, no keyframe table."""
+    m = Manifest.load(split)
+    out.mkdir(parents=True)
+    shards = []
+    for shard in m.shards:
+        writer = ShardWriter(out / shard.tar)
+        for s in wds.WebDataset([str(split / shard.tar)], shardshuffle=False):
+            rest = [(ext, s[ext]) for ext in ("label.i32", "nframes.i32", "pos.i32", "meta.json")]
+            writer.add(s["__key__"], [("webm", _remux(s["ivf"], "webm")), *rest])
+        shards.append(writer.close())
+    Manifest(set=m.set, split=m.split, class_names=m.class_names, class_counts=m.class_counts,
+             num_samples=m.num_samples, num_frames=m.num_frames, shards=shards, seed=m.seed,
+             encoding=dict(m.encoding, container="webm", ext="webm"), format_version=1).save(out / MANIFEST)
+    return out
+
+
+def test_format_1_webm_splits_still_load_and_give_the_same_clips(splits, tmp_path):
+    old = _as_version_1(splits["arf"], tmp_path / "v1" / "train")
+    manifest, problems = verify_split(old, decode=True)
+    assert not problems and manifest.format_version == 1 and manifest.video_ext == "webm"
+    t = Transform(size=64, layout="NTCHW")
+    for sampling in (Sampling("dense", 4), Sampling("segments", 4)):
+        new_batches = list(loader_for("dali", splits["arf"], sampling, t, train=False, batch_size=4, workers=1))
+        old_batches = list(loader_for("dali", old, sampling, t, train=False, batch_size=4, workers=1))
+        assert len(new_batches) == len(old_batches) == 3
+        for a, b in zip(new_batches, old_batches):
+            assert torch.equal(a.pos, b.pos) and torch.equal(a.video, b.video)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
