@@ -10,8 +10,8 @@ One shard split (N rendered 3 s 320x240 clips -> VP9, short side 128, GOP 32, 30
   seeking, the same sampling and augmentation;
 - `torchcodec`: the reference loader with torchcodec's CPU `VideoDecoder` in place of PyAV
   (`torchcodec_loader.py`); skipped, with the reason recorded, where torchcodec cannot be used;
-- `decode-only`: DALI reader + decoder at the same frame indices and nothing else, the ceiling
-  the full DALI pipeline can approach.
+- `decode-only`: DALI reader + decoder at the same frame indices (from the same keyframe cut)
+  and nothing else, the ceiling the full DALI pipeline can approach.
 
 Per mode (segments 8x1, dense 8x1, dense 32x2): clips/s and frames/s, and CPU milliseconds per
 clip (all threads and worker processes: robust to other load on a shared machine), median of
@@ -64,22 +64,27 @@ def decode_only(split: Path, sampling, batch_size: int, workers: int):
     from nvidia.dali import pipeline_def
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-    from synapt_fast.loader.dali_loader import DaliOps
+    from synapt_fast.ivf import KEYFRAMES
+    from synapt_fast.loader.dali_loader import DaliOps, _keyframe_cut
     from synapt_fast.loader.sampling import indices
     from synapt_fast.manifest import Manifest
 
     m = Manifest.load(split)
+    cut = m.video_ext == "ivf"  # decode from the keyframe before each clip, as the loader does
 
     @pipeline_def(batch_size=batch_size, num_threads=workers, device_id=None, seed=0)
     def pipe():
-        video, nframes = fn.readers.webdataset(
+        video, nframes, *keyframes = fn.readers.webdataset(
             paths=[str(split / s.tar) for s in m.shards], index_paths=[str(split / s.index) for s in m.shards],
-            ext=[m.video_ext, "nframes.i32"], dtypes=[types.UINT8, types.INT32], random_shuffle=True,
+            ext=[m.video_ext, "nframes.i32", *([KEYFRAMES] if cut else [])],
+            dtypes=[types.UINT8, types.INT32, *([types.INT32] if cut else [])], random_shuffle=True,
             pad_last_batch=True, dont_use_mmap=True, name="reader")
         n = fn.cast(nframes, dtype=types.FLOAT)
         r = sampling.num_randoms(True)
         u = fn.random.uniform(range=[0.0, 1.0], shape=[r]) if r else None
         idx = fn.cast(indices(sampling, n, u, True, DaliOps), dtype=types.INT32)
+        if cut:
+            video, idx = _keyframe_cut(video, keyframes[0], idx)
         return fn.decoders.video(video, frames=idx, pad_mode="edge")
 
     p = pipe()
