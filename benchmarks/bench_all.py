@@ -1,4 +1,4 @@
-"""The whole suite in sequence (shard, loader, model, train, shapes), then an index of headlines.
+"""The whole suite in sequence (shard, loader, gop, model, train, shapes), then an index of headlines.
 
 Each benchmark writes its own JSON, markdown and PNG as when run alone; this writes
 `summary.{json,md}` beside them: the machine, and per benchmark its result files and headline
@@ -20,13 +20,13 @@ from pathlib import Path
 from benchio import write_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ("shard", "loader", "model", "train", "shapes")
+ORDER = ("shard", "loader", "gop", "model", "train", "shapes")
 
 
 def _stem(name: str, quick: bool) -> str:
-    # shard, loader and shapes keep a quick run apart from the committed full results; model and
-    # train always write under their own name.
-    return f"{name}_quick" if quick and name in ("shard", "loader", "shapes") else name
+    # shard, loader, gop and shapes keep a quick run apart from the committed full results; model
+    # and train always write under their own name.
+    return f"{name}_quick" if quick and name in ("shard", "loader", "gop", "shapes") else name
 
 
 def headline(name: str, r: dict) -> dict:
@@ -45,6 +45,14 @@ def headline(name: str, r: dict) -> dict:
             if "default_over_torchcodec" in x:
                 out[mode]["default_over_torchcodec"] = x["default_over_torchcodec"]
         return out
+    if name == "gop":
+        best = {}
+        for row in r["results"]:
+            key = f"{row['video_s']} s {row['mode']}"
+            if row["format"] == 2 and row["cpu_ms_per_clip"] < best.get(key, (None, float("inf")))[1]:
+                best[key] = (row["gop"], row["cpu_ms_per_clip"])
+        return {"cut_over_frame_0": r["cut_over_frame_0"],
+                "cheapest_gop_by_cpu": {k: v[0] for k, v in best.items()}}
     if name == "model":
         return {row["model"]: round(row["clips_per_s"], 3) for row in r["results"]
                 if row.get("variant") == "fp32" and "clips_per_s" in row}

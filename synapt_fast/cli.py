@@ -546,6 +546,18 @@ def bench_loader(
               out_dir=out_dir or bench.RESULTS)
 
 
+@bench_app.command("gop")
+def bench_gop(
+    clips: int = typer.Option(160, help="Clips per split (one split per video length and GOP)."),
+    repeats: int = typer.Option(3, help="Timed epochs per split and mode (median reported)."),
+    quick: bool = typer.Option(False, help="3 s videos, GOP 8 and 32, 12 clips, 1 repeat: seconds (CI)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where gop.{json,md,png} go (default: benchmarks/results)."),
+) -> None:
+    """The DALI loader and shard size per GOP and video length, and the keyframe cut's gain -> results/gop.*"""
+    bench = _benchmark("bench_gop")
+    bench.run(clips=clips, repeats=repeats, quick=quick, out_dir=out_dir or bench.RESULTS)
+
+
 @bench_app.command("model")
 def bench_model(
     quick: bool = typer.Option(False, help="Tiny models, fp32 + bf16 only: a few seconds."),
@@ -597,8 +609,8 @@ def bench_shapes(
 @bench_app.command("all")
 def bench_all(
     quick: bool = typer.Option(False, help="Every benchmark's quick mode: about a minute (CI)."),
-    only: list[str] = typer.Option(None, help="Run only this benchmark (repeatable): shard, loader, model, "
-                                   "train, shapes."),
+    only: list[str] = typer.Option(None, help="Run only this benchmark (repeatable): shard, loader, gop, "
+                                   "model, train, shapes."),
     out_dir: Optional[Path] = typer.Option(None, help="Where every result and summary.{json,md} go "
                                            "(default: benchmarks/results)."),
     index_only: bool = typer.Option(False, help="Run nothing: rebuild summary.* from the records already there."),

@@ -35,6 +35,8 @@ def _per_repeat_and_median(name: str, r: dict) -> tuple[list, list]:
         return list(mode["per_repeat_clips_per_s"].values()), list(mode["clips_per_s"].values())
     if name == "model":
         return [row["step_s"] for row in r["results"]], [row["step_s_median"] for row in r["results"]]
+    if name == "gop":
+        return [row["per_repeat_cpu_ms_per_clip"] for row in r["results"]], [row["clips_per_s"] for row in r["results"]]
     if name == "train":
         return ([row["per_repeat_trainer_s"] for row in r["results"]],
                 [row["trainer_ms_per_step"] for row in r["results"]])
@@ -46,7 +48,7 @@ def test_bench_all_quick_writes_every_record_and_the_summary(tmp_path):
     run_cli("bench", "all", "--quick", "--out-dir", str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["quick"] and summary["machine"]["versions"]["torch"]
-    expected = ["shard", "loader", "model", "train", "shapes"]
+    expected = ["shard", "loader", "gop", "model", "train", "shapes"]
     assert list(summary["benchmarks"]) == expected
     md = (tmp_path / "summary.md").read_text()
     for name in expected:
@@ -79,6 +81,11 @@ def test_bench_all_quick_writes_every_record_and_the_summary(tmp_path):
         assert mode["clips_per_s"]["torchcodec"] > 0 and loader["machine"]["versions"]["torchcodec"]
     else:
         assert "torchcodec" in loader["skipped"]["torchcodec"]
+
+    gop = json.loads((tmp_path / "gop_quick.json").read_text())
+    assert {(row["split"], row["format"]) for row in gop["results"]} == {("GOP 8", 2), ("GOP 32", 2),
+                                                                         ("GOP 32, format 1", 1)}
+    assert set(gop["cut_over_frame_0"]) == {"3 s dense 8x1"}  # format 1 measured beside format 2
 
     shapes = json.loads((tmp_path / "shapes_quick.json").read_text())
     assert set(shapes["throughput"]) == {"tsn_r50_8x1", "tsn_r50_16x1", "i3d_r50_8x8", "r2plus1d_r50_8x8",

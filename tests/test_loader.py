@@ -3,14 +3,12 @@ augmentation, short clips, refusals, determinism, resume, and exact DDP epochs u
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -19,9 +17,8 @@ import webdataset as wds
 from synapt_fast.devices import DecodeDeviceError
 from synapt_fast.loader import Sampling, Transform, make_loader
 from synapt_fast.loader.sampling import numpy_indices
-from synapt_fast.manifest import MANIFEST, Manifest
+from synapt_fast.manifest import Manifest
 from synapt_fast.sampleclips import SampleSource
-from synapt_fast.shardwriter import ShardWriter
 from synapt_fast.sharding import ShardOptions, shard_source
 from synapt_fast.transcode import EncodeOptions, decode_all
 from synapt_fast.verify import ShardError, verify_split
@@ -140,32 +137,14 @@ def test_dense_training_clips_are_consecutive_frames_wherever_they_start(splits,
     assert min(starts) < 8 and max(starts) > 24  # clips before the first keyframe cut and well after it
 
 
-def _remux(data: bytes, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    with av.open(io.BytesIO(data)) as src, av.open(buf, "w", format=fmt) as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        for packet in src.demux(video=0):
-            if packet.dts is not None:
-                packet.stream = stream
-                dst.mux(packet)
-    return buf.getvalue()
-
-
 def _as_version_1(split: Path, out: Path) -> Path:
-    """The split as a format 1 writer left it: the same VP9 streams in WebM, no keyframe table."""
-    m = Manifest.load(split)
-    out.mkdir(parents=True)
-    shards = []
-    for shard in m.shards:
-        writer = ShardWriter(out / shard.tar)
-        for s in wds.WebDataset([str(split / shard.tar)], shardshuffle=False):
-            rest = [(ext, s[ext]) for ext in ("label.i32", "nframes.i32", "pos.i32", "meta.json")]
-            writer.add(s["__key__"], [("webm", _remux(s["ivf"], "webm")), *rest])
-        shards.append(writer.close())
-    Manifest(set=m.set, split=m.split, class_names=m.class_names, class_counts=m.class_counts,
-             num_samples=m.num_samples, num_frames=m.num_frames, shards=shards, seed=m.seed,
-             encoding=dict(m.encoding, container="webm", ext="webm"), format_version=1).save(out / MANIFEST)
-    return out
+    """The same VP9 streams as a format 1 split (WebM, no keyframe table): the benchmark's helper."""
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    from bench_gop import as_format_1
+
+    return as_format_1(split, out)
 
 
 def test_format_1_webm_splits_still_load_and_give_the_same_clips(splits, tmp_path):
