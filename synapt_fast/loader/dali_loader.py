@@ -1,7 +1,8 @@
 """The DALI video loader: shards -> decoded, sampled, augmented clips as torch tensors.
 
 Everything per sample happens inside the DALI graph (reader, frame indices from the stored
-frame count, decoding, crop, resize, flip, normalisation); Python only sees whole batches.
+frame count, the cut at the keyframe before the clip, decoding, crop, resize, flip,
+normalisation); Python only sees whole batches.
 """
 
 from __future__ import annotations
@@ -241,7 +242,8 @@ class DaliVideoLoader(Epochs):
     across ranks. Ranks read a contiguous shard of the split, `(rank + epoch) % world_size`, so
     samples move between ranks from epoch to epoch.
 
-    Sources: `reader` (default: DALI's webdataset reader and video decoder, GPU or CPU) or
+    Sources: `reader` (default: DALI's webdataset reader and video decoder, GPU or CPU, each clip
+    decoded from the keyframe at or before its first sampled frame when the split has IVF clips) or
     `seek` (PyAV with keyframe seeking in DALI's parallel external-source workers, then the same
     DALI augmentation graph; measured slower on the CPU in every sampling mode, see
     benchmarks/README.md, and kept as an option for long videos sampled sparsely).

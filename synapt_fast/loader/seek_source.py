@@ -1,12 +1,13 @@
 """A seeking decoder feeding the DALI graph: PyAV in DALI's parallel external-source workers.
 
-DALI 2.4's CPU video decoder never seeks: a clip costs a decode from frame 0 to the last frame
-asked for, whatever the GOP. For short dense clips (8 frames at a random start) that is about
-twice the frames a keyframe-seeking decoder needs. This source decodes with PyAV, seeking to the
-keyframe before the first wanted frame (`reference.decode_frames`), in worker processes, and
+DALI 2.4's CPU video decoder never seeks: it decodes from the first frame of the stream it is
+given to the last frame asked for. The reader source gives it each clip cut at the keyframe before
+its first wanted frame (`ivf`), which leaves sampling spread over a long video (TSN segments) to
+decode nearly whole. This source decodes with PyAV instead, seeking to the keyframe before each
+wanted frame and re-seeking across gaps (`reference.decode_frames`), in worker processes, and
 hands the frames to the same DALI crop / resize / flip / normalise graph. On 3 s clips it did
-not beat DALI's own decoder (benchmarks/README.md); it is the `source="seek"` option for long
-videos sampled sparsely, where decoding from frame 0 costs most.
+not beat DALI's own decoder in any mode (benchmarks/README.md); it is the `source="seek"` option
+for long videos sampled sparsely.
 
 Every random choice (frame offsets, crop box, flip) is drawn here from a generator keyed by
 (seed, epoch, sample position), so an epoch is reproducible however the pipeline was started:
