@@ -18,7 +18,6 @@ Writes `benchmarks/results/gop.{json,md,png}`. Run: `synapt-fast bench gop [--qu
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
@@ -38,21 +37,11 @@ FORMAT_1 = "GOP 32, format 1"
 
 def as_format_1(split: Path, out: Path) -> Path:
     """The split as a format 1 writer left it: the same VP9 streams in WebM, no keyframe table."""
-    import av
     import webdataset as wds
 
     from synapt_fast.manifest import MANIFEST, Manifest
     from synapt_fast.shardwriter import ShardWriter
-
-    def remux(data: bytes) -> bytes:
-        buf = io.BytesIO()
-        with av.open(io.BytesIO(data)) as src, av.open(buf, "w", format="webm") as dst:
-            stream = dst.add_stream_from_template(src.streams.video[0])
-            for packet in src.demux(video=0):
-                if packet.dts is not None:
-                    packet.stream = stream
-                    dst.mux(packet)
-        return buf.getvalue()
+    from synapt_fast.transcode import remux
 
     m = Manifest.load(split)
     out.mkdir(parents=True)
@@ -61,7 +50,7 @@ def as_format_1(split: Path, out: Path) -> Path:
         writer = ShardWriter(out / shard.tar)
         for s in wds.WebDataset([str(split / shard.tar)], shardshuffle=False):
             rest = [(ext, s[ext]) for ext in ("label.i32", "nframes.i32", "pos.i32", "meta.json")]
-            writer.add(s["__key__"], [("webm", remux(s["ivf"])), *rest])
+            writer.add(s["__key__"], [("webm", remux(s["ivf"], "webm")), *rest])
         shards.append(writer.close())
     Manifest(set=m.set, split=m.split, class_names=m.class_names, class_counts=m.class_counts,
              num_samples=m.num_samples, num_frames=m.num_frames, shards=shards, seed=m.seed,

@@ -243,8 +243,9 @@ def _open(path: Path):
         raise BadClip(f"not a readable video container: {e.strerror or e}") from None
 
 
-def _conforming(container, stream, opts: EncodeOptions) -> bool:
-    """True when the input already has the target codec, pixel format, rate and size (for --copy)."""
+def _conforming(stream, opts: EncodeOptions) -> bool:
+    """True when the input stream already has the target codec, pixel format, rate and size (for
+    --copy); the container may still differ (see `remux`)."""
     ctx = stream.codec_context
     codec = _DECODER_NAMES.get(ctx.name)
     encoder, fmt, ext, pix = CODECS[opts.codec]
@@ -255,9 +256,20 @@ def _conforming(container, stream, opts: EncodeOptions) -> bool:
         and ctx.pix_fmt == pix
         and abs(rate - opts.fps) < 1e-3
         and (w, h) == target_size(w, h, opts.short_side)
-        and fmt.split(",")[0] in container.format.name.split(",")
         and opts.max_seconds is None
     )
+
+
+def remux(data: bytes, fmt: str) -> bytes:
+    """The first video stream of an encoded clip in another container, packets unchanged."""
+    buf = io.BytesIO()
+    with av.open(io.BytesIO(data)) as src, av.open(buf, "w", format=fmt, options={"fflags": "+bitexact"}) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(video=0):
+            if packet.dts is not None:  # the demuxer's empty flush packet
+                packet.stream = stream
+                dst.mux(packet)
+    return buf.getvalue()
 
 
 def encode_item(item: SourceItem, opts: EncodeOptions) -> Encoded:
@@ -282,7 +294,10 @@ def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
         declared = _declared_seconds(container, stream)
         meta = {"source_codec": stream.codec_context.name, "source_fps": src_rate,
                 "source_size": [src_w, src_h], "source_seconds": declared}
-        copy = opts.copy and _conforming(container, stream, opts)
+        copy = opts.copy and _conforming(stream, opts)
+        fmt = CODECS[opts.codec][1]
+        # Bytes as they are only from the target container holding nothing but the video.
+        as_is = fmt in container.format.name.split(",") and len(container.streams) == 1
         frames = _frame_times(container, stream)
         end_gap = 1.0 / (src_rate or opts.fps)
         if copy:
@@ -290,8 +305,13 @@ def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
             for t, _ in frames:
                 count, last = count + 1, t
             _check_complete(count, last + end_gap, declared)
-            return _encoded(path.read_bytes(), CODECS[opts.codec][2], count, src_w, src_h,
-                            dict(meta, copied=True))
+            # Another container (VP9 from WebM into IVF), or other streams beside the video: the
+            # video's packets, repacked.
+            try:
+                data = path.read_bytes() if as_is else remux(path.read_bytes(), fmt)
+            except av.FFmpegError as e:
+                raise BadClip(f"cannot repack: {e}") from None
+            return _encoded(data, CODECS[opts.codec][2], count, src_w, src_h, dict(meta, copied=True))
         width, height = target_size(src_w or 2, src_h or 2, opts.short_side)
         enc = _Encoder(opts, width, height)
         last = [0.0]

@@ -7,7 +7,7 @@ import pytest
 
 from synapt_fast.sampleclips import render, write_clip
 from synapt_fast.sources import Frames, SourceItem
-from synapt_fast.transcode import BadClip, EncodeOptions, decode_all, encode_item, resample, target_size
+from synapt_fast.transcode import BadClip, EncodeOptions, decode_all, encode_item, remux, resample, target_size
 
 
 def test_resample_25_to_30_fps_picks_nearest_frames():
@@ -68,11 +68,19 @@ def test_rendered_frames_encode_without_files():
 
 def test_copy_packs_a_conforming_clip_byte_for_byte(tmp_path):
     conforming = encode_item(SourceItem("r", 0, "c", render=lambda: Frames(render(0, 0, 30, 170, 128), 30.0)),
-                             EncodeOptions())
+                             EncodeOptions(gop=8))
     path = tmp_path / "ok.ivf"
     path.write_bytes(conforming.data)
     copied = encode_item(SourceItem("ok.ivf", 0, "c", path=path), EncodeOptions(copy=True))
     assert copied.data == conforming.data and copied.meta["copied"] and copied.num_frames == 30
+    # The same stream in another container (VP9 in WebM): its packets are repacked into IVF, not
+    # re-encoded, and get their keyframe table.
+    webm = tmp_path / "ok.webm"
+    webm.write_bytes(remux(conforming.data, "webm"))
+    repacked = encode_item(SourceItem("ok.webm", 0, "c", path=webm), EncodeOptions(copy=True))
+    assert repacked.meta["copied"] and repacked.ext == "ivf" and repacked.data[:4] == b"DKIF"
+    assert np.array_equal(decode_all(repacked.data), decode_all(conforming.data))
+    assert repacked.keyframes[:, 0].tolist() == conforming.keyframes[:, 0].tolist() == [0, 8, 16, 24]
     # A clip at another size is re-encoded even with copy=True.
     other = write_clip(tmp_path / "big.webm", render(0, 0, 30, 320, 240))
     redone = encode_item(SourceItem("big.webm", 0, "c", path=other), EncodeOptions(copy=True))
