@@ -18,14 +18,13 @@ Writes `benchmarks/results/gop.{json,md,png}`. Run: `synapt-fast bench gop [--qu
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchio import bar_chart, write_atomic
+from benchio import bar_chart, save_record
 from bench_loader import time_epoch
 
 HERE = Path(__file__).resolve().parent
@@ -121,12 +120,7 @@ def run(lengths_s: tuple[int, ...] = (3, 10), gops: tuple[int, ...] = (8, 16, 32
                          "source": "rendered 320x240, 30 fps", "shards": "VP9 short side 128",
                          "loader": "DALI reader, training, 112x112 float32 NCTHW, multi-scale crop, batch 8, 2 workers"},
               "results": rows, "cut_over_frame_0": _gains(rows), "quick": quick}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "gop_quick" if quick else "gop"
-    record["plot"] = plot(record, out_dir / f"{stem}.png")
-    write_atomic(out_dir / f"{stem}.json", json.dumps(record, indent=1) + "\n")
-    write_atomic(out_dir / f"{stem}.md", to_markdown(record))
-    print(to_markdown(record))
+    print(save_record(out_dir, "gop_quick" if quick else "gop", record, plot, to_markdown))
     return record
 
 

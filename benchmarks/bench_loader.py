@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchio import bar_chart, write_atomic
+from benchio import bar_chart, save_record
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -272,12 +272,7 @@ def run(clips: int = 240, repeats: int = 3, batch_size: int = 8, workers: int = 
         "skipped": skipped,
         "quick": quick,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "loader_quick" if quick else "loader"
-    record["plot"] = plot(record, out_dir / f"{stem}.png")
-    write_atomic(out_dir / f"{stem}.json", json.dumps(record, indent=1) + "\n")
-    write_atomic(out_dir / f"{stem}.md", to_markdown(record))
-    print(to_markdown(record))
+    print(save_record(out_dir, "loader_quick" if quick else "loader", record, plot, to_markdown))
     return record
 
 

@@ -18,7 +18,6 @@ its speed-up over the same model's fp32 eager run, so "where it helps" is read o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -29,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchio import bar_chart, write_atomic
+from benchio import bar_chart, save_record
 from synapt_fast.models import create_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -188,10 +187,7 @@ def _run(*, quick, models, tiny_batch, full_batch, warmup, repeats, full_repeats
             record["results"].append(row)
             log(format_row(row))
     add_speedups(record["results"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record["plot"] = plot(record, out_dir / "model.png")
-    write_atomic(out_dir / "model.json", json.dumps(record, indent=2) + "\n")
-    write_atomic(out_dir / "model.md", to_markdown(record))
+    save_record(out_dir, "model", record, plot, to_markdown)
     return record
 
 

@@ -31,7 +31,6 @@ clip size and is for CI. Run: `synapt-fast bench shapes [--quick]`.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchio import bar_chart, write_atomic
+from benchio import bar_chart, save_record
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -250,13 +249,9 @@ def run(*, quick: bool = False, repeats: int = 2, batch: int = 2, models: list[s
                                            "train_clips_per_s": train, "eval_videos_per_s": t["eval_videos_per_s"]}
     finally:
         torch.set_num_threads(caller_threads)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = "shapes_quick" if quick else "shapes"
-    record["plot"] = plot(record, out_dir / f"{stem}.png")
-    write_atomic(out_dir / f"{stem}.json", json.dumps(record, indent=1) + "\n")
-    write_atomic(out_dir / f"{stem}.md", to_markdown(record))
-    log(f"results -> {out_dir / (stem + '.json')}, {out_dir / (stem + '.md')}")
+    save_record(out_dir, stem, record, plot, to_markdown)
+    log(f"results -> {Path(out_dir) / (stem + '.json')}, {Path(out_dir) / (stem + '.md')}")
     return record
 
 

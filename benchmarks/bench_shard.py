@@ -17,7 +17,6 @@ Run: `synapt-fast bench shard [--clips 200 --repeats 3]`, or `--quick` for a sec
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchio import bar_chart, write_atomic
+from benchio import bar_chart, save_record
 from synapt_fast.machine import describe, machine_info
 from synapt_fast.sampleclips import render, write_clip
 from synapt_fast.sharding import ShardOptions, shard_source
@@ -117,13 +116,9 @@ def run(clips: int = 200, repeats: int = 3, out_dir: Path = RESULTS, quick: bool
         },
         "quick": quick,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = "shard_quick" if quick else "shard"
-    record["plot"] = bar_chart(out_dir / f"{name}.png", "Sharding throughput (median clips/s)", "clips/s",
-                               {"clips/s": record["median_clips_per_s"]})
-    write_atomic(out_dir / f"{name}.json", json.dumps(record, indent=1) + "\n")
-    write_atomic(out_dir / f"{name}.md", to_markdown(record))
-    print(to_markdown(record))
+    plot = lambda r, path: bar_chart(path, "Sharding throughput (median clips/s)", "clips/s",  # noqa: E731
+                                     {"clips/s": r["median_clips_per_s"]})
+    print(save_record(out_dir, "shard_quick" if quick else "shard", record, plot, to_markdown))
     return record
 
 

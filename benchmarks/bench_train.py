@@ -21,7 +21,6 @@ be shared); the overhead is the median of the paired ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchio import bar_chart, write_atomic
+from benchio import bar_chart, save_record
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TINY_MODELS = {  # model: (sampling, frames)
@@ -215,12 +214,8 @@ def run(*, quick: bool = False, models: list[str] | None = None, repeats: int = 
     finally:
         torch.set_num_threads(caller_threads)
     record["load_average_after"] = os.getloadavg()[0]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record["plot"] = plot(record, out_dir / "train.png")
-    write_atomic(out_dir / "train.json", json.dumps(record, indent=1) + "\n")
-    write_atomic(out_dir / "train.md", markdown(record))
-    log(f"results -> {out_dir / 'train.json'}, {out_dir / 'train.md'}")
+    save_record(out_dir, "train", record, plot, markdown)
+    log(f"results -> {Path(out_dir) / 'train.json'}, {Path(out_dir) / 'train.md'}")
     return record
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -12,6 +14,19 @@ def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".partial")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def save_record(out_dir: Path, stem: str, record: dict, plot: Callable[[dict, Path], str],
+                markdown: Callable[[dict], str]) -> str:
+    """`stem`.png from `plot`, then `stem`.json and `stem`.md, each replaced atomically; returns the
+    markdown. The record keeps the plot's file name, which the markdown links."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record["plot"] = plot(record, out_dir / f"{stem}.png")
+    write_atomic(out_dir / f"{stem}.json", json.dumps(record, indent=1) + "\n")
+    text = markdown(record)
+    write_atomic(out_dir / f"{stem}.md", text)
+    return text
 
 
 def bar_chart(path: Path, title: str, ylabel: str, groups: dict[str, dict[str, float]], *,
