@@ -19,7 +19,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .ivf import frames, keyframe_table
+from . import ivf
 from .sources import Frames, SourceItem
 
 # codec -> (encoder, container format, member extension, pixel format)
@@ -85,11 +85,11 @@ def _encoded(data: bytes, ext: str, num_frames: int, width: int, height: int, me
     keyframes = None
     if ext == "ivf":
         try:
-            keyframes = keyframe_table(data)
+            keyframes, stored = ivf.keyframe_table(data), len(ivf.frames(data)[1])
         except ValueError as e:
             raise BadClip(f"unusable IVF stream: {e}") from None
-        if len(frames(data)[1]) != num_frames:
-            raise BadClip(f"IVF stream holds {len(frames(data)[1])} frames, {num_frames} decoded")
+        if stored != num_frames:  # the loader's frame indices count IVF frames
+            raise BadClip(f"IVF stream holds {stored} frames, {num_frames} decoded")
     return Encoded(data, ext, num_frames, width, height, meta, keyframes)
 
 
