@@ -58,16 +58,19 @@ def as_format_1(split: Path, out: Path) -> Path:
 
 
 def make_split(root: Path, clips: int, frames: int, gop: int) -> tuple[Path, float]:
-    """(split, sharding clips/s) of `clips` rendered clips of `frames` frames at this GOP."""
+    """(split, sharding clips/s) of about `clips` rendered clips (a whole number per each of 6
+    classes, rounded up) of `frames` frames at this GOP."""
     from synapt_fast.sampleclips import SampleSource
     from synapt_fast.sharding import ShardOptions, shard_source
+    from synapt_fast.manifest import Manifest
     from synapt_fast.transcode import EncodeOptions
 
     out = root / f"f{frames}_g{gop}" / "train"
     t0 = time.perf_counter()
     shard_source(SampleSource(6, -(-clips // 6), frames, 320, 240), out, ShardOptions("gop", "train", workers=2),
                  EncodeOptions(short_side=128, gop=gop))
-    return out, clips / (time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    return out, Manifest.load(out).num_samples / seconds
 
 
 def run(lengths_s: tuple[int, ...] = (3, 10), gops: tuple[int, ...] = (8, 16, 32, 64), clips: int = 160,
