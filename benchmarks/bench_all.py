@@ -93,7 +93,7 @@ def entry(name: str, quick: bool, out_dir: Path) -> dict:
 def run(*, quick: bool = False, out_dir: Path = RESULTS, only: list[str] | None = None, index_only: bool = False,
         log=print) -> dict:
     """Run the benchmarks (unless `index_only`), then index their records in summary.{json,md}."""
-    from synapt_fast.machine import machine_info
+    from synapt_fast.engine.machine import machine_info
 
     names = [n for n in ORDER if not only or n in only]
     out_dir = Path(out_dir)
@@ -123,7 +123,7 @@ def _fmt(v) -> str:
 
 
 def to_markdown(s: dict) -> str:
-    from synapt_fast.machine import describe
+    from synapt_fast.engine.machine import describe
 
     lines = ["# Benchmark suite summary" + (" (quick mode: smoke figures, not results)" if s["quick"] else ""), "",
              describe(s["machine"]) + ".", "",

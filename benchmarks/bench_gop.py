@@ -38,9 +38,9 @@ def as_format_1(split: Path, out: Path) -> Path:
     """The split as a format 1 writer left it: the same VP9 streams in WebM, no keyframe table."""
     import webdataset as wds
 
-    from synapt_fast.manifest import MANIFEST, Manifest
-    from synapt_fast.shardwriter import ShardWriter
-    from synapt_fast.transcode import remux
+    from synapt_fast.format.manifest import MANIFEST, Manifest
+    from synapt_fast.sharding.tarwriter import ShardWriter
+    from synapt_fast.sharding.transcode import remux
 
     m = Manifest.load(split)
     out.mkdir(parents=True)
@@ -60,10 +60,10 @@ def as_format_1(split: Path, out: Path) -> Path:
 def make_split(root: Path, clips: int, frames: int, gop: int) -> tuple[Path, float]:
     """(split, sharding clips/s) of about `clips` rendered clips (a whole number per each of 6
     classes, rounded up) of `frames` frames at this GOP."""
-    from synapt_fast.sampleclips import SampleSource
-    from synapt_fast.sharding import ShardOptions, shard_source
-    from synapt_fast.manifest import Manifest
-    from synapt_fast.transcode import EncodeOptions
+    from synapt_fast.synth.sampleclips import SampleSource
+    from synapt_fast.sharding.pipeline import ShardOptions, shard_source
+    from synapt_fast.format.manifest import Manifest
+    from synapt_fast.sharding.transcode import EncodeOptions
 
     out = root / f"f{frames}_g{gop}" / "train"
     t0 = time.perf_counter()
@@ -76,8 +76,8 @@ def make_split(root: Path, clips: int, frames: int, gop: int) -> tuple[Path, flo
 def run(lengths_s: tuple[int, ...] = (3, 10), gops: tuple[int, ...] = (8, 16, 32, 64), clips: int = 160,
         repeats: int = 3, out_dir: Path = RESULTS, quick: bool = False) -> dict:
     from synapt_fast.loader import Sampling, Transform, make_loader
-    from synapt_fast.machine import machine_info
-    from synapt_fast.manifest import Manifest
+    from synapt_fast.engine.machine import machine_info
+    from synapt_fast.format.manifest import Manifest
 
     if quick:
         lengths_s, gops, clips, repeats = (3,), (8, 32), 12, 1
@@ -147,7 +147,7 @@ def plot(r: dict, path: Path) -> str:
 
 
 def to_markdown(r: dict) -> str:
-    from synapt_fast.machine import describe
+    from synapt_fast.engine.machine import describe
 
     p = r["params"]
     lines = ["# GOP and video length under the keyframe cut", "", f"![clips/s by GOP]({r['plot']})", "",

@@ -76,9 +76,9 @@ def gpu_unavailable() -> str | None:
 
 
 def make_split(root: Path, codec: str, short_side: int, clips: int) -> Path:
-    from synapt_fast.sampleclips import SampleSource
-    from synapt_fast.sharding import ShardOptions, shard_source
-    from synapt_fast.transcode import EncodeOptions
+    from synapt_fast.synth.sampleclips import SampleSource
+    from synapt_fast.sharding.pipeline import ShardOptions, shard_source
+    from synapt_fast.sharding.transcode import EncodeOptions
 
     out = root / f"{codec}_{short_side}" / "train"
     shard_source(SampleSource(6, max(1, clips // 6), 90, 320, 240), out, ShardOptions("gpu", "train", workers=4),
@@ -95,7 +95,7 @@ def nvdec_rate(split: Path, batch: int, repeats: int) -> list[float]:
 
     from synapt_fast.loader.dali_loader import DaliOps
     from synapt_fast.loader.sampling import Sampling, indices
-    from synapt_fast.manifest import Manifest
+    from synapt_fast.format.manifest import Manifest
 
     m = Manifest.load(split)
     sampling = Sampling(**MODES["dense 32x2"])
@@ -190,7 +190,7 @@ def run(*, out_dir: Path = RESULTS, clips: int = 96, log=print) -> dict:
 
     import torch
 
-    from synapt_fast.machine import machine_info
+    from synapt_fast.engine.machine import machine_info
 
     p = plan(clips=clips)
     record = {"benchmark": "gpu", "machine": machine_info() | {"gpu": torch.cuda.get_device_name(0)}, "plan": p,
@@ -229,7 +229,7 @@ def run(*, out_dir: Path = RESULTS, clips: int = 96, log=print) -> dict:
 
 
 def to_markdown(r: dict) -> str:
-    from synapt_fast.machine import describe
+    from synapt_fast.engine.machine import describe
 
     lines = ["# GPU suite", ""] + ([f"![NVDEC frames/s]({r['plot']})", ""] if r["plot"] else []) + [
              describe(r["machine"]) + ".", "",

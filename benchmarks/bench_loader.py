@@ -48,9 +48,9 @@ MODES = {
 
 
 def make_split(root: Path, clips: int) -> Path:
-    from synapt_fast.sampleclips import SampleSource
-    from synapt_fast.sharding import ShardOptions, shard_source
-    from synapt_fast.transcode import EncodeOptions
+    from synapt_fast.synth.sampleclips import SampleSource
+    from synapt_fast.sharding.pipeline import ShardOptions, shard_source
+    from synapt_fast.sharding.transcode import EncodeOptions
 
     out = root / "bench" / "train"
     shard_source(SampleSource(6, clips // 6, 90, 320, 240), out, ShardOptions("bench", "train", workers=2),
@@ -65,10 +65,10 @@ def decode_only(split: Path, sampling, batch_size: int, workers: int):
     from nvidia.dali import pipeline_def
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-    from synapt_fast.ivf import KEYFRAMES
+    from synapt_fast.format.ivf import KEYFRAMES
     from synapt_fast.loader.dali_loader import DaliOps, _keyframe_cut
     from synapt_fast.loader.sampling import indices
-    from synapt_fast.manifest import Manifest
+    from synapt_fast.format.manifest import Manifest
 
     m = Manifest.load(split)
     cut = m.video_ext == "ivf"  # decode from the keyframe before each clip, as the loader does
@@ -199,7 +199,7 @@ print(json.dumps(out))
 def run(clips: int = 240, repeats: int = 3, batch_size: int = 8, workers: int = 2, out_dir: Path = RESULTS,
         quick: bool = False) -> dict:
     from synapt_fast.loader import Sampling, Transform, make_loader
-    from synapt_fast.machine import machine_info
+    from synapt_fast.engine.machine import machine_info
 
     import torchcodec_loader  # beside this file; spawned DataLoader workers import it by name
 
@@ -285,7 +285,7 @@ def plot(r: dict, path: Path) -> str:
 
 
 def to_markdown(r: dict) -> str:
-    from synapt_fast.machine import describe
+    from synapt_fast.engine.machine import describe
 
     m, p = r["machine"], r["params"]
     lines = [

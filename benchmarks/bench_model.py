@@ -50,7 +50,7 @@ class Variant:
 
 
 def machine_info(device: torch.device) -> dict:
-    from synapt_fast.machine import machine_info as common
+    from synapt_fast.engine.machine import machine_info as common
 
     # The common record (CPU, cores, memory, GPUs + driver, versions) plus this run's torch set-up.
     info = common() | {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),

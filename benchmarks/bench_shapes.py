@@ -64,7 +64,7 @@ def dataset_of(stem: str) -> str | None:
 
 def recipe_shapes(recipes: Path = RECIPES) -> dict[str, dict]:
     """{shape key: shape} over the full-size recipes, each with the datasets and recipes using it."""
-    from synapt_fast.recipe import load_recipe
+    from synapt_fast.engine.recipe import load_recipe
 
     shapes: dict[str, dict] = {}
     for path in sorted(Path(recipes).glob("*.toml")):
@@ -175,7 +175,7 @@ def head_seconds(features: int, classes: int, batch: int, views: int, device, re
 
 def run(*, quick: bool = False, repeats: int = 2, batch: int = 2, models: list[str] | None = None,
         threads: int | None = None, out_dir: Path = RESULTS, recipes: Path = RECIPES, log=print) -> dict:
-    from synapt_fast.machine import machine_info
+    from synapt_fast.engine.machine import machine_info
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     caller_threads = torch.get_num_threads()
@@ -265,7 +265,7 @@ def plot(r: dict, path: Path) -> str:
 
 
 def to_markdown(r: dict) -> str:
-    from synapt_fast.machine import describe
+    from synapt_fast.engine.machine import describe
 
     p = r["params"]
     lines = ["# Every model x every dataset: throughput at the recipes' shapes", "",

@@ -27,11 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchio import bar_chart, save_record
-from synapt_fast.machine import describe, machine_info
-from synapt_fast.sampleclips import render, write_clip
-from synapt_fast.sharding import ShardOptions, shard_source
-from synapt_fast.sources import FolderSource
-from synapt_fast.transcode import EncodeOptions, target_size
+from synapt_fast.engine.machine import describe, machine_info
+from synapt_fast.synth.sampleclips import render, write_clip
+from synapt_fast.sharding.pipeline import ShardOptions, shard_source
+from synapt_fast.sharding.sources import FolderSource
+from synapt_fast.sharding.transcode import EncodeOptions, target_size
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -74,8 +74,8 @@ def time_processes(procs: int, clips: int, repeats: int) -> tuple[list[float], l
 def time_render_encode(clips: int, repeats: int) -> list[float] | None:
     """Render + VP9 encode (the shard writer's encoder, one thread) in one process."""
     try:
-        from synapt_fast.sources import Frames
-        from synapt_fast.transcode import EncodeOptions, _encode_frames
+        from synapt_fast.sharding.sources import Frames
+        from synapt_fast.sharding.transcode import EncodeOptions, _encode_frames
     except ImportError:
         return None
     names = pretrain_class_names()
@@ -139,7 +139,7 @@ def bias_probe(biases=(0.0, 0.25, 0.5, 0.75, 1.0), classes: int = 10, per_class:
 def write_sheet(path: Path) -> None:
     """Several pre-training classes (varied actors, cameras, backgrounds) and one downstream
     class at bias 0 and 1, six frames each."""
-    from synapt_fast.contact_sheet import contact_sheet, write_png
+    from synapt_fast.sharding.contact_sheet import contact_sheet, write_png
     from synapt_fast.synth.sources import DownstreamSource
 
     names = pretrain_class_names()

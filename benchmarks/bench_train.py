@@ -63,8 +63,8 @@ def make_shards(root: Path, quick: bool) -> Path:
 
 
 def make_trainer(model: str, shards: Path, run_root: Path, batch: int, image_size: int, log_every: int):
-    from synapt_fast.recipe import from_dict
-    from synapt_fast.train import Dist, Trainer
+    from synapt_fast.engine.recipe import from_dict
+    from synapt_fast.engine.trainer import Dist, Trainer
 
     sampling, frames = TINY_MODELS[model]
     recipe = from_dict({
@@ -93,7 +93,7 @@ def bare_loop(model: torch.nn.Module, batch, steps: int) -> float:
 
 
 def trainer_loop(trainer, batch, steps: int) -> float:
-    from synapt_fast.metrics import ProgressDisplay
+    from synapt_fast.engine.metrics import ProgressDisplay
 
     trainer.train_loader = ReplayLoader(batch, steps)
     trainer.num_train = steps * len(batch.label)
@@ -123,7 +123,7 @@ def bench_model(name: str, shards: Path, run_root: Path, *, batch: int, image_si
             bare.append(bare_loop(bare_model, cached, steps))
     # Data wait with the real loader: one full epoch through the trainer.
     trainer.train_loader, trainer.num_train = real_loader, real_loader.manifest.num_samples
-    from synapt_fast.metrics import ProgressDisplay
+    from synapt_fast.engine.metrics import ProgressDisplay
 
     # A warm-up epoch first, as everywhere in the suite: it builds its pipeline cold (the trainer
     # builds each later epoch's in the background), which in a 12-step epoch alone is 7-15 % of
@@ -190,7 +190,7 @@ def markdown(record: dict) -> str:
 
 def run(*, quick: bool = False, models: list[str] | None = None, repeats: int = 15, steps: int = 30,
         batch: int = 8, image_size: int = 32, out_dir: Path = RESULTS, log=print) -> dict:
-    from synapt_fast.machine import machine_info
+    from synapt_fast.engine.machine import machine_info
 
     caller_threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -110,7 +110,7 @@ def run(out: Path = Path("shards/demo"), workers: int = 2, seed: int = 0, size: 
     splits = make_data(out, size, workers, seed, console)
 
     console.rule("2. verify every shard and decode every clip with DALI")
-    from synapt_fast.verify import verify_split
+    from synapt_fast.format.verify import verify_split
 
     table = Table("split", "classes", "clips", "frames", "MB", "codec", "verified + decoded")
     failed = False

@@ -12,9 +12,9 @@ import pytest
 # Tests share two cores with the DALI/PyAV threads they start; keep torch from oversubscribing.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from synapt_fast.sampleclips import make_folder  # noqa: E402
-from synapt_fast.sharding import ShardOptions, shard_source  # noqa: E402
-from synapt_fast.sources import FolderSource  # noqa: E402
+from synapt_fast.synth.sampleclips import make_folder  # noqa: E402
+from synapt_fast.sharding.pipeline import ShardOptions, shard_source  # noqa: E402
+from synapt_fast.sharding.sources import FolderSource  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from synapt_fast.bias import (BiasError, FeatureSpec, build_backbone, fit_probe, measure_bias,
+from synapt_fast.analysis.bias import (BiasError, FeatureSpec, build_backbone, fit_probe, measure_bias,
                               representation_bias)
 from synapt_fast.models import create_model
-from synapt_fast.subsets import read_split, select, write_subset
+from synapt_fast.sharding.subsets import read_split, select, write_subset
 from synapt_fast.synth import build
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 # Table 2 of the paper: (dataset, classes, ImageNet LP accuracy M in %, representation bias B).
 TABLE2 = [

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from synapt_fast.datasets import (DATA, DATASETS, HMDB51, IKEA_FA_CLASSES, SSV2, UAV_HUMAN_CSV1_TRAIN, UCF101,
+from synapt_fast.sharding.datasets import (DATA, DATASETS, HMDB51, IKEA_FA_CLASSES, SSV2, UAV_HUMAN_CSV1_TRAIN, UCF101,
                                   Diving48, IkeaFA, Kinetics150, MiniSSV2, MiT150, Synthetic150, UAVHuman,
                                   choose_classes, ssv2_class, synthetic_asset, synthetic_folders)
-from synapt_fast.manifest import Manifest
-from synapt_fast.sampleclips import render, write_clip
-from synapt_fast.sharding import ShardOptions, shard_source
+from synapt_fast.format.manifest import Manifest
+from synapt_fast.synth.sampleclips import render, write_clip
+from synapt_fast.sharding.pipeline import ShardOptions, shard_source
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 
 def _ucf(tmp_path: Path) -> tuple[Path, Path]:

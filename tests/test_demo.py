@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from synapt_fast import demo
-from synapt_fast.recipe import load_recipe
+from synapt_fast.engine.recipe import load_recipe
 
 
 def test_demo_recipes_chain():

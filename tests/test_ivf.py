@@ -9,11 +9,11 @@ import tarfile
 import numpy as np
 import pytest
 
-from synapt_fast.ivf import HEADER, KEYFRAMES, cut, frames, keyframe_table
-from synapt_fast.sampleclips import render
-from synapt_fast.sources import Frames, SourceItem
-from synapt_fast.transcode import EncodeOptions, decode_all, encode_item
-from synapt_fast.verify import _keyframes_problem
+from synapt_fast.format.ivf import HEADER, KEYFRAMES, cut, frames, keyframe_table
+from synapt_fast.synth.sampleclips import render
+from synapt_fast.sharding.sources import Frames, SourceItem
+from synapt_fast.sharding.transcode import EncodeOptions, decode_all, encode_item
+from synapt_fast.format.verify import _keyframes_problem
 
 
 def _clip(speed: str, gop: int = 8, n: int = 40) -> bytes:

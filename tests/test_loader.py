@@ -14,14 +14,14 @@ import pytest
 import torch
 import webdataset as wds
 
-from synapt_fast.devices import DecodeDeviceError
+from synapt_fast.format.codecs import DecodeDeviceError
 from synapt_fast.loader import Sampling, Transform, make_loader
 from synapt_fast.loader.sampling import numpy_indices
-from synapt_fast.manifest import Manifest
-from synapt_fast.sampleclips import SampleSource
-from synapt_fast.sharding import ShardOptions, shard_source
-from synapt_fast.transcode import EncodeOptions, decode_all
-from synapt_fast.verify import ShardError, verify_split
+from synapt_fast.format.manifest import Manifest
+from synapt_fast.synth.sampleclips import SampleSource
+from synapt_fast.sharding.pipeline import ShardOptions, shard_source
+from synapt_fast.sharding.transcode import EncodeOptions, decode_all
+from synapt_fast.format.verify import ShardError, verify_split
 
 # The DALI loader with each of its sources, and the reference loader.
 BACKENDS = ["dali", "dali-seek", "reference"]
@@ -313,7 +313,7 @@ def test_cpu_training_leaves_the_loader_threads_its_cores():
     # environment at each call.
     code = """
 import json, os, sys
-from synapt_fast.train import set_cpu_threads
+from synapt_fast.engine.trainer import set_cpu_threads
 out = [set_cpu_threads(w) for w in (0, 1, int(sys.argv[1]) + 3)]
 os.environ["LOCAL_WORLD_SIZE"] = "2"  # two processes per machine share its cores
 out.append(set_cpu_threads(0))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from synapt_fast.models import list_models
-from synapt_fast.recipe import RecipeError, dumps, from_dict, load_recipe
+from synapt_fast.engine.recipe import RecipeError, dumps, from_dict, load_recipe
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from synapt_fast.manifest import Manifest
-from synapt_fast.sampleclips import make_folder, render, write_clip
-from synapt_fast.sharding import ShardOptions, merge_parts, shard_source
-from synapt_fast.sources import FolderSource, ListSource
-from synapt_fast.transcode import decode_all
+from synapt_fast.format.manifest import Manifest
+from synapt_fast.synth.sampleclips import make_folder, render, write_clip
+from synapt_fast.sharding.pipeline import ShardOptions, merge_parts, shard_source
+from synapt_fast.sharding.sources import FolderSource, ListSource
+from synapt_fast.sharding.transcode import decode_all
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 
 def _files(d: Path) -> dict[str, bytes]:

@@ -11,13 +11,13 @@ import tarfile
 import numpy as np
 import pytest
 
-from synapt_fast.manifest import Manifest
-from synapt_fast.sampleclips import SampleSource
-from synapt_fast.sharding import ShardOptions, shard_source
-from synapt_fast.subsets import SubsetError, bias_windows, read_split, select
-from synapt_fast.transcode import EncodeOptions
+from synapt_fast.format.manifest import Manifest
+from synapt_fast.synth.sampleclips import SampleSource
+from synapt_fast.sharding.pipeline import ShardOptions, shard_source
+from synapt_fast.sharding.subsets import SubsetError, bias_windows, read_split, select
+from synapt_fast.sharding.transcode import EncodeOptions
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 # Per class, the asset of each clip in id order (None: no "asset" key).
 ASSETS = {

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from synapt_fast import sweep
-from synapt_fast.recipe import RecipeError, load_recipe
+from synapt_fast.engine import sweep
+from synapt_fast.engine.recipe import RecipeError, load_recipe
 from tests.conftest import run_cli
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"

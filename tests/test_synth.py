@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-from synapt_fast.contact_sheet import contact_sheet, encode_png
+from synapt_fast.sharding.contact_sheet import contact_sheet, encode_png
 from synapt_fast.synth.motions import class_pose, downstream_class_names, pretrain_class_names
 from synapt_fast.synth.probe import probe_source
 from synapt_fast.synth.render import render_clip, render_clip_with_mask
@@ -259,7 +259,7 @@ def test_files_output_decodes(tmp_path):
 def test_shards_through_the_shard_writer(tmp_path):
     pytest.importorskip("synapt_fast.sharding")
     from synapt_fast.synth import build
-    from synapt_fast.transcode import decode_all
+    from synapt_fast.sharding.transcode import decode_all
 
     jobs = build.plan(classes=2, clips_per_class=2, val_clips_per_class=0, downstream_classes=2,
                       downstream_clips_per_class=1, downstream_val_clips_per_class=0,

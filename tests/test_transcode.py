@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synapt_fast.sampleclips import render, write_clip
-from synapt_fast.sources import Frames, SourceItem
-from synapt_fast.transcode import BadClip, EncodeOptions, decode_all, encode_item, remux, resample, target_size
+from synapt_fast.synth.sampleclips import render, write_clip
+from synapt_fast.sharding.sources import Frames, SourceItem
+from synapt_fast.sharding.transcode import BadClip, EncodeOptions, decode_all, encode_item, remux, resample, target_size
 
 
 def test_resample_25_to_30_fps_picks_nearest_frames():

@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from synapt_fast.manifest import Manifest
-from synapt_fast.verify import ShardError, quick_check, verify_split
+from synapt_fast.format.manifest import Manifest
+from synapt_fast.format.verify import ShardError, quick_check, verify_split
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 
 @pytest.fixture()

@@ -22,9 +22,9 @@ import nvidia.dali.types as types
 from nvidia.dali import pipeline_def
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-from ..devices import decode_device
-from ..ivf import HEADER as IVF_HEADER, KEYFRAMES
-from ..verify import quick_check
+from synapt_fast.format.codecs import decode_device
+from synapt_fast.format.ivf import HEADER as IVF_HEADER, KEYFRAMES
+from synapt_fast.format.verify import quick_check
 from .batch import Batch, Epochs, arrange_eval
 from .sampling import Sampling, indices
 from .transforms import POSITIONS, Transform, multiscale_box, scale_pairs

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..verify import quick_check
+from synapt_fast.format.verify import quick_check
 from .batch import Batch, Epochs, arrange_eval
 from .sampling import Sampling, numpy_indices, rank_positions
 from .transforms import Transform, numpy_multiscale_box, numpy_random_resized_box

@@ -8,6 +8,6 @@ probe measures how much one still frame reveals of a task's label.
     from synapt_fast.synth import SynthSource, DownstreamSource, downstream_suite
 """
 
-from synapt_fast.synth.sources import DownstreamSource, SynthSource, downstream_suite
+from .sources import DownstreamSource, SynthSource, downstream_suite
 
 __all__ = ["DownstreamSource", "SynthSource", "downstream_suite"]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from synapt_fast.synth.sources import DownstreamSource, SynthSource, bias_task_name
+from .sources import DownstreamSource, SynthSource, bias_task_name
 
 
 RAMP_TASK = "down_ramp"
@@ -60,7 +60,7 @@ def write(jobs: list[SplitJob], out_root: Path, *, fmt: str = "shards", workers:
     """Write each job to `out_root/<set>/<split>/` as shards (`fmt="shards"`: tars, index
     files and manifest) or files (`fmt="files"`: a folder per class); returns one summary
     dict per split. Each set also gets a `synth.json` recording how it was generated."""
-    from synapt_fast.transcode import EncodeOptions
+    from synapt_fast.sharding.transcode import EncodeOptions
 
     if fmt not in ("shards", "files"):
         raise ValueError(f"format must be 'shards' or 'files', got {fmt!r}")
@@ -80,14 +80,14 @@ def write(jobs: list[SplitJob], out_root: Path, *, fmt: str = "shards", workers:
                 on_progress(job, done, total)
 
         if fmt == "shards":
-            from synapt_fast.sharding import ShardOptions, shard_source
+            from synapt_fast.sharding.pipeline import ShardOptions, shard_source
 
             opts = ShardOptions(set_name=job.set_name, split=job.split, seed=job.params["seed"],
                                 workers=workers)
             summary = shard_source(job.source, split_dir, opts, encode, overwrite=overwrite,
                                    on_progress=progress).to_dict()
         else:
-            from synapt_fast.synth.files import write_files
+            from .files import write_files
 
             summary = write_files(job.source, split_dir, encode=encode, workers=workers,
                                   on_progress=progress)

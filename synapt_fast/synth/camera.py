@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synapt_fast.synth.skeleton import squeeze
+from .skeleton import squeeze
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 
-from synapt_fast.sources import SourceItem
+from synapt_fast.sharding.sources import SourceItem
 
 
 def _encode(job: tuple[SourceItem, object]) -> tuple[str, bytes, str]:
-    from synapt_fast.transcode import encode_item
+    from synapt_fast.sharding.transcode import encode_item
 
     item, opts = job
     enc = encode_item(item, opts)
@@ -27,7 +27,7 @@ def write_files(source, out_dir: Path, *, encode=None, workers: int = 1,
                 on_progress: Callable[[int, int], None] | None = None) -> dict:
     """Render and encode every clip of `source` into `out_dir`; returns a small summary.
     Existing files are overwritten (the output is deterministic, so a rerun is harmless)."""
-    from synapt_fast.transcode import EncodeOptions
+    from synapt_fast.sharding.transcode import EncodeOptions
 
     encode = encode or EncodeOptions(codec="vp9", short_side=0)
     out_dir = Path(out_dir)

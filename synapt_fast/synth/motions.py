@@ -286,7 +286,7 @@ def parse_class(name: str) -> tuple[Primitive, Primitive, float]:
 def class_pose(name: str, num_frames: int, rng: np.random.Generator) -> Pose:
     """Joint-angle trajectories for one clip of class `name`, with this clip's speed, phase,
     amplitude and a little smooth joint noise drawn from `rng`."""
-    from synapt_fast.synth.skeleton import neutral_pose
+    from .skeleton import neutral_pose
 
     upper, lower, cycles = parse_class(name)
     u = np.arange(num_frames) / num_frames

@@ -31,7 +31,7 @@ def still_frame_accuracy(frames: np.ndarray, labels: np.ndarray, fit: np.ndarray
 def probe_source(source, fit_per_class: int) -> float:
     """Render a small source and probe it: the first `fit_per_class` clips of each class fit,
     the rest test."""
-    from synapt_fast.synth.sources import render_all
+    from .sources import render_all
 
     frames, labels = render_all(source)
     index = np.array([item.meta["index"] for item in source.items()])

@@ -8,11 +8,11 @@ import hashlib
 
 import numpy as np
 
-from synapt_fast.synth.camera import sample_camera
-from synapt_fast.synth.motions import class_pose
-from synapt_fast.synth.raster import GBuffer, compose, draw_capsule
-from synapt_fast.synth.scene import hsv, render_background, sample_scene
-from synapt_fast.synth.skeleton import CAPSULES, J, forward_kinematics, sample_body
+from .camera import sample_camera
+from .motions import class_pose
+from .raster import GBuffer, compose, draw_capsule
+from .scene import hsv, render_background, sample_scene
+from .skeleton import CAPSULES, J, forward_kinematics, sample_body
 
 PARTS = {"skin": 1, "shirt": 2, "sleeve": 3, "trousers": 4, "shoes": 5, "nose": 6}
 

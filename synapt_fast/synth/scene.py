@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synapt_fast.synth.camera import Camera
-from synapt_fast.synth.raster import GBuffer, compose, draw_capsule
-from synapt_fast.synth.skeleton import squeeze
+from .camera import Camera
+from .raster import GBuffer, compose, draw_capsule
+from .skeleton import squeeze
 
 
 @dataclass(frozen=True)

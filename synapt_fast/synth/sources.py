@@ -18,9 +18,9 @@ from functools import partial
 
 import numpy as np
 
-from synapt_fast.sources import Frames, SourceItem
-from synapt_fast.synth.motions import downstream_class_names, pretrain_class_names
-from synapt_fast.synth.render import clip_rng, render_clip
+from synapt_fast.sharding.sources import Frames, SourceItem
+from .motions import downstream_class_names, pretrain_class_names
+from .render import clip_rng, render_clip
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 DOWNSTREAM_STREAM = 10  # downstream clips use streams 10 + split

@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import MANIFEST, Manifest
-from .sharding import shard_name
-from .shardwriter import ShardWriter, file_sha256, read_index
-from .verify import ShardError, quick_check
+from synapt_fast.format.manifest import MANIFEST, Manifest
+from .pipeline import shard_name
+from .tarwriter import ShardWriter, file_sha256, read_index
+from synapt_fast.format.verify import ShardError, quick_check
 
 SUBSET_JSON = "subset.json"
 

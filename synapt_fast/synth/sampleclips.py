@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .sources import Frames, SourceItem
+from synapt_fast.sharding.sources import Frames, SourceItem
 
 # container extension -> (encoder, pixel format, options)
 FILE_CODECS = {

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import MANIFEST
-from .shardwriter import file_sha256
+from synapt_fast.format.manifest import MANIFEST
+from synapt_fast.sharding.tarwriter import file_sha256
 
 FEATURE_VERSION = 1  # bump when the extraction changes, so old caches are not reused
 RESNET50_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
@@ -143,8 +143,8 @@ def cache_key(split_dir: Path, weights_sha256: str, spec: FeatureSpec) -> tuple[
 
 def build_backbone(spec: FeatureSpec, weights: Path):
     """A 2D ResNet TSN with ImageNet weights, in eval mode (BatchNorm uses its running stats)."""
-    from .models import create_model
-    from .models.weights import CheckpointMismatch, load_imagenet
+    from synapt_fast.models import create_model
+    from synapt_fast.models.weights import CheckpointMismatch, load_imagenet
 
     if not spec.arch.startswith("tsn_"):
         raise BiasError(f"--arch {spec.arch}: the bias probe needs a 2D frame backbone (tsn_r50, tsn_tiny)")
@@ -162,7 +162,7 @@ def extract(split_dir: Path, model, spec: FeatureSpec, *, batch_size: int, worke
     """Clip features (N, D) and labels (N,) in sample-position order, through the DALI loader."""
     import torch
 
-    from .loader import Sampling, Transform, make_loader
+    from synapt_fast.loader import Sampling, Transform, make_loader
 
     loader = make_loader(split_dir, Sampling("segments", spec.frames), Transform(size=spec.size, layout="NTCHW"),
                          train=False, batch_size=batch_size, workers=workers)
@@ -215,7 +215,7 @@ def measure_bias(train_dir: Path, val_dir: Path, weights: Path, spec: FeatureSpe
     """Fit the probe on train features, score it on val; the JSON record the `bias` command writes.
     Per-class accuracies: on train (as the paper ranks HMDB51), on train out-of-fold (`folds`
     probes each scoring the samples it did not see) and on val."""
-    from .verify import ShardError, quick_check
+    from synapt_fast.format.verify import ShardError, quick_check
 
     weights = check_weights(weights)
     if folds < 2:

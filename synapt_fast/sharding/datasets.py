@@ -120,7 +120,7 @@ class HMDB51:
 # Shared helpers for the adapters below. JSON annotation files are lists of objects, so their
 # locator is `file[i]` (the 0-based entry) where a text file's is `file:line`.
 
-DATA = Path(__file__).with_name("data")  # packaged list files (see data/README.md)
+DATA = Path(__file__).resolve().parents[1] / "data"  # packaged list files (see data/README.md)
 
 # Tried in this order where a list names a video without its extension.
 CANDIDATE_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi")

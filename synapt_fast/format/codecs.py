@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .transcode import DALI_CPU_CODECS, DALI_GPU_CODECS
+from synapt_fast.sharding.transcode import DALI_CPU_CODECS, DALI_GPU_CODECS
 
 
 class DecodeDeviceError(ValueError):

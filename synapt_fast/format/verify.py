@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .devices import DecodeDeviceError, decode_device
+from .codecs import DecodeDeviceError, decode_device
 from .ivf import KEYFRAMES, keyframe_table
 from .manifest import MANIFEST, Manifest, ManifestError
-from .shardwriter import file_sha256, read_index
+from synapt_fast.sharding.tarwriter import file_sha256, read_index
 
 REQUIRED_MEMBERS = ("label.i32", "nframes.i32", "pos.i32", "meta.json")
 

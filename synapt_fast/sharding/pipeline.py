@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .ivf import KEYFRAMES
-from .manifest import MANIFEST, Manifest
-from .shardwriter import ShardInfo, ShardWriter, file_sha256
+from synapt_fast import __version__
+from synapt_fast.format.ivf import KEYFRAMES
+from synapt_fast.format.manifest import MANIFEST, Manifest
+from .tarwriter import ShardInfo, ShardWriter, file_sha256
 from .sources import Source, SourceItem
 from .transcode import BadClip, EncodeOptions, Encoded, encode_item
 

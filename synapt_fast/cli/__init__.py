@@ -30,7 +30,7 @@ def _fail(message: str) -> typer.Exit:
 @app.command("datasets")
 def datasets():
     """List the dataset adapters `synapt-fast shard --dataset` reads, with the files each needs."""
-    from synapt_fast.datasets import DATASETS
+    from synapt_fast.sharding.datasets import DATASETS
 
     for name, line in DATASETS.items():
         typer.echo(f"{name:13s} {line}")
@@ -81,9 +81,9 @@ def shard(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from synapt_fast.sharding import ShardOptions, shard_source
-    from synapt_fast.sources import FolderSource, ListSource, read_class_names
-    from synapt_fast.transcode import EncodeOptions
+    from synapt_fast.sharding.pipeline import ShardOptions, shard_source
+    from synapt_fast.sharding.sources import FolderSource, ListSource, read_class_names
+    from synapt_fast.sharding.transcode import EncodeOptions
 
     if dataset is None and (lists or subset):
         raise _fail("--lists and --subset go with --dataset")
@@ -94,7 +94,7 @@ def shard(
     split = split or subset or "train"
     try:
         if dataset is not None:
-            from synapt_fast.datasets import open_dataset
+            from synapt_fast.sharding.datasets import open_dataset
 
             src = open_dataset(dataset, source, lists=lists, subset=subset, fold=fold, list_file=list_file,
                                class_seed=class_seed)
@@ -159,8 +159,8 @@ def _print_summary(console, summary) -> None:
 @app.command("merge")
 def merge(split_dir: Path = typer.Argument(..., help="Split folder holding manifest.part-*-of-*.json files.")):
     """Merge the part manifests of a split sharded with --num-parts into manifest.json."""
-    from synapt_fast.manifest import ManifestError
-    from synapt_fast.sharding import merge_parts
+    from synapt_fast.format.manifest import ManifestError
+    from synapt_fast.sharding.pipeline import merge_parts
 
     try:
         m = merge_parts(split_dir)
@@ -177,7 +177,7 @@ def verify(
     """Check shards against manifest and index: sizes, sha256, tar structure, members, frame counts."""
     from rich.console import Console
 
-    from synapt_fast.verify import ShardError, split_dirs, verify_split
+    from synapt_fast.format.verify import ShardError, split_dirs, verify_split
 
     console = Console()
     try:
@@ -210,8 +210,8 @@ def inspect(
     from rich.console import Console
     from rich.table import Table
 
-    from synapt_fast.manifest import Manifest, ManifestError
-    from synapt_fast.verify import ShardError, split_dirs
+    from synapt_fast.format.manifest import Manifest, ManifestError
+    from synapt_fast.format.verify import ShardError, split_dirs
 
     console = Console()
     try:
@@ -240,8 +240,8 @@ def inspect(
 
         import webdataset as wds
 
-        from synapt_fast.contact_sheet import contact_sheet as tile, write_png
-        from synapt_fast.transcode import decode_all
+        from synapt_fast.sharding.contact_sheet import contact_sheet as tile, write_png
+        from synapt_fast.sharding.transcode import decode_all
 
         d, m = manifests[0]
         frames, labels = [], []
@@ -343,9 +343,9 @@ def subset(
     """Nested class / samples-per-class subsets, or bias-ranked class windows, copied into new shards."""
     from rich.console import Console
 
-    from synapt_fast.subsets import (SubsetError, bias_windows, classes_from as read_classes, read_bias_ranking,
+    from synapt_fast.sharding.subsets import (SubsetError, bias_windows, classes_from as read_classes, read_bias_ranking,
                                      read_split, select, write_subset)
-    from synapt_fast.verify import ShardError
+    from synapt_fast.format.verify import ShardError
 
     console = Console()
     if sum(x is not None for x in (classes, classes_from, bias_ranked)) > 1:
@@ -402,7 +402,7 @@ def bias(
     from rich.console import Console
     from rich.table import Table
 
-    from synapt_fast.bias import BiasError, FeatureSpec, measure_bias
+    from synapt_fast.analysis.bias import BiasError, FeatureSpec, measure_bias
 
     console = Console()
     try:
@@ -439,8 +439,8 @@ def sweep(
     """Run a recipe over a hyper-parameter grid, skip finished cells, pick the best by validation top-1."""
     from rich.console import Console
 
-    from synapt_fast.recipe import RecipeError
-    from synapt_fast.sweep import emit as emit_jobs, expand, grid_axes, run_sweep
+    from synapt_fast.engine.recipe import RecipeError
+    from synapt_fast.engine.sweep import emit as emit_jobs, expand, grid_axes, run_sweep
 
     console = Console()
     try:
@@ -486,7 +486,7 @@ def report(
     """The paper's Tables 1-5 (top-1 with training / evaluation clips/s) and Figures 2-4 from finished runs."""
     from rich.console import Console
 
-    from synapt_fast.report import build, write
+    from synapt_fast.analysis.report import build, write
 
     if not runs_dir.is_dir():
         raise _fail(f"{runs_dir}: not a folder")
@@ -508,7 +508,7 @@ def _benchmark(name: str):
     import importlib.util
     import sys
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     if not path.is_file():
         raise _fail(f"{path} not found: benchmarks run from a source checkout")
     if str(path.parent) not in sys.path:

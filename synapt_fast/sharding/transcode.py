@@ -19,7 +19,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from . import ivf
+from synapt_fast.format import ivf
 from .sources import Frames, SourceItem
 
 # codec -> (encoder, container format, member extension, pixel format)

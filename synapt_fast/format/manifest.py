@@ -7,7 +7,7 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from .shardwriter import ShardInfo
+from synapt_fast.sharding.tarwriter import ShardInfo
 
 FORMAT = "synapt-fast-shards"
 FORMAT_VERSION = 2  # 2: VP9 clips in IVF with a keyframe table (1: VP9 in WebM; still read)
