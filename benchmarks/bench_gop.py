@@ -39,14 +39,14 @@ def as_format_1(split: Path, out: Path) -> Path:
     import webdataset as wds
 
     from synapt_fast.format.manifest import MANIFEST, Manifest
-    from synapt_fast.sharding.tarwriter import ShardWriter
+    from synapt_fast.sharding.tarwriter import TarWriter
     from synapt_fast.sharding.transcode import remux
 
     m = Manifest.load(split)
     out.mkdir(parents=True)
     shards = []
     for shard in m.shards:
-        writer = ShardWriter(out / shard.tar)
+        writer = TarWriter(out / shard.tar)
         for s in wds.WebDataset([str(split / shard.tar)], shardshuffle=False):
             rest = [(ext, s[ext]) for ext in ("label.i32", "nframes.i32", "pos.i32", "meta.json")]
             writer.add(s["__key__"], [("webm", remux(s["ivf"], "webm")), *rest])

@@ -64,7 +64,8 @@ def make_shards(root: Path, quick: bool) -> Path:
 
 def make_trainer(model: str, shards: Path, run_root: Path, batch: int, image_size: int, log_every: int):
     from synapt_fast.engine.recipe import from_dict
-    from synapt_fast.engine.trainer import Dist, Trainer
+    from synapt_fast.engine.build import build_trainer
+    from synapt_fast.engine.distributed import Dist
 
     sampling, frames = TINY_MODELS[model]
     recipe = from_dict({
@@ -76,7 +77,7 @@ def make_trainer(model: str, shards: Path, run_root: Path, batch: int, image_siz
         "output": {"dir": str(run_root), "name": f"{model}-{time.monotonic_ns()}", "log_every": log_every,
                    "checkpoint_minutes": 0.0},
     })
-    return Trainer(recipe, Dist(0, 1, 0, torch.device("cpu")), resume=False)
+    return build_trainer(recipe, Dist(0, 1, 0, torch.device("cpu")), resume=False)
 
 
 def bare_loop(model: torch.nn.Module, batch, steps: int) -> float:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from synapt_fast import atomic
+
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via `path.partial` + rename, so a stopped run never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Benchmark records are cheap to rebuild: replaced whole, without fsync."""
+    atomic.write_atomic(Path(path), text, durable=False)
 
 
 def save_record(out_dir: Path, stem: str, record: dict, plot: Callable[[dict, Path], str],
@@ -59,8 +57,6 @@ def bar_chart(path: Path, title: str, ylabel: str, groups: dict[str, dict[str, f
         ax.set_yscale("log")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = Path(path).with_name(Path(path).name + ".partial.png")
-    fig.savefig(tmp, dpi=90)
+    atomic.save_atomic_with(Path(path), lambda tmp: fig.savefig(tmp, dpi=90), durable=False)
     plt.close(fig)
-    os.replace(tmp, path)
     return Path(path).name

@@ -6,7 +6,7 @@ the trainer itself lives in `synapt_fast/engine/`.
 
 import sys
 
-from synapt_fast.engine.trainer import main
+from synapt_fast.engine.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -313,7 +313,7 @@ def test_cpu_training_leaves_the_loader_threads_its_cores():
     # environment at each call.
     code = """
 import json, os, sys
-from synapt_fast.engine.trainer import set_cpu_threads
+from synapt_fast.engine.distributed import set_cpu_threads
 out = [set_cpu_threads(w) for w in (0, 1, int(sys.argv[1]) + 3)]
 os.environ["LOCAL_WORLD_SIZE"] = "2"  # two processes per machine share its cores
 out.append(set_cpu_threads(0))

@@ -68,7 +68,7 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
 
 def run_inprocess(recipe: Path, *args: str) -> int:
     """`python -m synapt_fast.train` in this process (saves an interpreter start per run)."""
-    from synapt_fast.engine.trainer import main
+    from synapt_fast.engine.main import main
 
     handler = signal.getsignal(signal.SIGTERM)
     try:
@@ -119,7 +119,7 @@ def test_two_process_run(reference_run):
 
 
 def test_schedule_counts_the_longest_rank():
-    from synapt_fast.engine.trainer import steps_per_rank
+    from synapt_fast.engine.schedule import steps_per_rank
 
     assert steps_per_rank(21, 2, 2, 0) == [5, 6] and steps_per_rank(21, 2, 2, 1) == [6, 5]
     assert steps_per_rank(20, 2, 2, 0) == [5, 5]

@@ -17,15 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from synapt_fast.atomic import save_atomic_with
 from synapt_fast.format.manifest import MANIFEST
-from synapt_fast.sharding.tarwriter import file_sha256
+from synapt_fast.format.index import file_sha256
 
 FEATURE_VERSION = 1  # bump when the extraction changes, so old caches are not reused
 RESNET50_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
@@ -200,9 +200,8 @@ def cached_features(split_dir: Path, model_fn, spec: FeatureSpec, weights_sha256
             pass  # an unreadable cache file is rebuilt below
     feats, labels = extract(split_dir, model_fn(), spec, batch_size=batch_size, workers=workers)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.npz")
-    np.savez(tmp, features=feats, labels=labels, key=np.array(key))
-    os.replace(tmp, path)
+    save_atomic_with(path, lambda tmp: np.savez(tmp, features=feats, labels=labels, key=np.array(key)),
+                     durable=False)
     for stale in cache_dir.glob(f"{prefix}-*.npz"):
         if stale != path:
             stale.unlink(missing_ok=True)

@@ -29,10 +29,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from synapt_fast.atomic import save_atomic_with, write_atomic
 
 PAPER_DATASETS = ("ucf101", "hmdb51", "mini_ssv2", "diving48", "ikea_fa", "uav_human")
 DATASET_TITLES = {"ucf101": "UCF101", "hmdb51": "HMDB51", "mini_ssv2": "Mini-SSV2", "diving48": "Diving48",
@@ -427,10 +428,8 @@ def _plot(name: str, points: list[dict], path: Path) -> None:
             ax.set_ylabel("top-1 %")
             ax.legend(fontsize=6)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".partial.png")
-    fig.savefig(tmp, dpi=100)
+    save_atomic_with(path, lambda tmp: fig.savefig(tmp, dpi=100), durable=False)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 FIGURE_TITLES = {
@@ -451,12 +450,6 @@ def _markdown_table(t: Table) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write(report: Report, out: Path) -> str:
     """report.md, one CSV per table and the figures into `out`; returns the markdown."""
     out.mkdir(parents=True, exist_ok=True)
@@ -469,7 +462,7 @@ def write(report: Report, out: Path) -> str:
         writer = csv.DictWriter(buf, fieldnames=list(t.records[0]) if t.records else ["empty"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(t.records)
-        _atomic_write(out / f"{t.name}.csv", buf.getvalue())
+        write_atomic(out / f"{t.name}.csv", buf.getvalue(), durable=False)
         parts += ["", f"## {t.title}", "", _markdown_table(t), "", *(f"{n}  " for n in t.notes),
                   "", f"CSV: `{t.name}.csv`"]
     for name, (title, needs) in FIGURE_TITLES.items():
@@ -487,5 +480,5 @@ def write(report: Report, out: Path) -> str:
     if report.skipped:
         parts += ["", "## Files not used", "", *(f"- {s}" for s in report.skipped)]
     text = "\n".join(parts) + "\n"
-    _atomic_write(out / "report.md", text)
+    write_atomic(out / "report.md", text, durable=False)
     return text

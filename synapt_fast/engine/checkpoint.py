@@ -20,25 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synapt_fast.atomic import atomic_file
+
 LAST = "checkpoint.pth.tar"
 BEST = "model_best.pth.tar"
 FORMAT = "synapt-fast-checkpoint"
 
 
 def save_atomic(obj: dict, path: str | os.PathLike) -> None:
-    """`torch.save` to `<path>.tmp`, fsync, rename over `path`, fsync the folder."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    """`torch.save` that replaces `path` whole and durably (a resume trusts it after a crash)."""
+    with atomic_file(Path(path), durable=True) as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load(path: str | os.PathLike) -> dict:

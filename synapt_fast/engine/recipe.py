@@ -19,6 +19,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from synapt_fast.atomic import write_atomic
+
 MODES = ("pretrain", "finetune", "linear_probe", "scratch")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -302,4 +304,4 @@ def dumps(r: Recipe) -> str:
 
 
 def write_recipe(r: Recipe, path: str | Path) -> None:
-    Path(path).write_text(dumps(r))
+    write_atomic(Path(path), dumps(r), durable=False)

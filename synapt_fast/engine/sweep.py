@@ -32,6 +32,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from synapt_fast.atomic import write_atomic
+
 from .checkpoint import LAST
 from .recipe import RecipeError, Recipe, _resolve_key, flatten, load_recipe
 
@@ -251,12 +253,6 @@ def choose(outcomes: list[CellOutcome]) -> CellOutcome | None:
     return min(done, key=key)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:.2f}"
 
@@ -303,8 +299,8 @@ def run_sweep(cells: list[Cell], *, nproc: int = 1, on_start=None, on_done=None)
         "cells": [asdict(o) for o in outcomes],
     }
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / SWEEP_JSON, json.dumps(record, indent=1) + "\n")
-    _atomic_write(out / SWEEP_MD, f"# Sweep {out.name}\n\n{table}")
+    write_atomic(out / SWEEP_JSON, json.dumps(record, indent=1) + "\n", durable=False)
+    write_atomic(out / SWEEP_MD, f"# Sweep {out.name}\n\n{table}", durable=False)
     return SweepOutcome(out, outcomes, chosen, table)
 
 
@@ -332,7 +328,7 @@ def emit(cells: list[Cell], job_dir: Path, *, nproc: int = 1, python: str = "pyt
         "",
     ])
     sbatch, listing = job_dir / "sweep.sbatch", job_dir / "commands.txt"
-    _atomic_write(sbatch, script)
+    write_atomic(sbatch, script, durable=False)
     sbatch.chmod(0o755)
-    _atomic_write(listing, "\n".join(commands) + "\n")
+    write_atomic(listing, "\n".join(commands) + "\n", durable=False)
     return sbatch, listing

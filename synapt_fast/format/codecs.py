@@ -1,8 +1,11 @@
-"""Which DALI backend decodes a shard set, decided before any pipeline starts."""
+"""Which codecs DALI's decoders read, and which backend decodes a shard set, decided before any
+pipeline starts. No PyAV here: the loader imports this on GPU training images that lack it."""
 
 from __future__ import annotations
 
-from synapt_fast.sharding.transcode import DALI_CPU_CODECS, DALI_GPU_CODECS
+# DALI 2.4's CPU `fn.decoders.video` reads only these; the GPU ("mixed") decoder reads what NVDEC does.
+DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
+DALI_GPU_CODECS = frozenset({"vp8", "vp9", "mjpeg", "h264", "hevc", "av1", "mpeg4"})
 
 
 class DecodeDeviceError(ValueError):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from synapt_fast.sharding.tarwriter import ShardInfo
+from synapt_fast.atomic import write_atomic
+
+from .index import ShardInfo
 
 FORMAT = "synapt-fast-shards"
 FORMAT_VERSION = 2  # 2: VP9 clips in IVF with a keyframe table (1: VP9 in WebM; still read)
@@ -48,10 +49,7 @@ class Manifest:
         return json.dumps(d, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(Path(path), self.to_json(), durable=True)
 
     @classmethod
     def load(cls, path: Path) -> "Manifest":

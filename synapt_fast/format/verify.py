@@ -17,7 +17,7 @@ import numpy as np
 from .codecs import DecodeDeviceError, decode_device
 from .ivf import KEYFRAMES, keyframe_table
 from .manifest import MANIFEST, Manifest, ManifestError
-from synapt_fast.sharding.tarwriter import file_sha256, read_index
+from .index import file_sha256, read_index
 
 REQUIRED_MEMBERS = ("label.i32", "nframes.i32", "pos.i32", "meta.json")
 

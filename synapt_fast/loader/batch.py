@@ -21,13 +21,10 @@ class Batch:
 
 
 class Epochs:
-    """`for batch in loader` runs epoch `loader.epoch`, then moves on to the next one;
-    `set_epoch` jumps (as `DistributedSampler.set_epoch`). Subclasses define `iterate`."""
+    """`for batch in loader` runs epoch `loader.epoch`, then moves on to the next one; the
+    trainer calls `iterate(epoch, start_batch)` directly. Subclasses define `iterate`."""
 
     epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __iter__(self):
         yield from self.iterate(self.epoch)

@@ -25,7 +25,9 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 from synapt_fast.format.codecs import decode_device
 from synapt_fast.format.ivf import HEADER as IVF_HEADER, KEYFRAMES
 from synapt_fast.format.verify import quick_check
+from synapt_fast.seeds import pipeline_seed
 from .batch import Batch, Epochs, arrange_eval
+from .partition import rank_shard, shard_range
 from .sampling import Sampling, indices
 from .transforms import POSITIONS, Transform, multiscale_box, scale_pairs
 
@@ -297,12 +299,12 @@ class DaliVideoLoader(Epochs):
         self._builder = None  # the thread building it
 
     def _shard(self, epoch: int) -> int:
-        return (self.rank + epoch) % self.world_size
+        return rank_shard(self.rank, epoch, self.world_size)
 
     def samples_in_epoch(self, epoch: int | None = None) -> int:
         """Samples this rank reads in `epoch` (DALI's contiguous shard of the split)."""
-        i, n, w = self._shard(self.epoch if epoch is None else epoch), self.manifest.num_samples, self.world_size
-        return n * (i + 1) // w - n * i // w
+        epoch = self.epoch if epoch is None else epoch
+        return len(shard_range(self.manifest.num_samples, self._shard(epoch), self.world_size))
 
     def __len__(self) -> int:
         return math.ceil(self.samples_in_epoch() / self.batch_size)
@@ -324,7 +326,7 @@ class DaliVideoLoader(Epochs):
         of `world_size * lanes`, which together are exactly this rank's shard."""
         n, k = self.manifest.num_samples, self.world_size * self.lanes
         first = self._shard(epoch) * self.lanes
-        return [n * (v + 1) // k - n * v // k for v in range(first, first + self.lanes)]
+        return [len(shard_range(n, v, k)) for v in range(first, first + self.lanes)]
 
     def _open(self, epoch: int) -> ReaderEpoch:
         pipes, counts, depths = [], [], []
@@ -335,7 +337,7 @@ class DaliVideoLoader(Epochs):
             depth = max(1, min(self._prefetch, math.ceil(samples / self.batch_size)))
             pipe = video_pipeline(**self._pipe_kwargs, prefetch_queue_depth=depth,
                                   reader=dict(self._reader, shard_id=first + j),
-                                  seed=self.seed + 7919 * epoch + 1000003 * self.rank + 15485863 * j)
+                                  seed=pipeline_seed(self.seed, epoch, self.rank, j))
             pipe.build()
             pipes.append(pipe)
             counts.append(samples)
@@ -401,7 +403,7 @@ class DaliVideoLoader(Epochs):
                                 self.rank, self.world_size, self.seed, self.batch_size, epoch,
                                 start_batch * self.batch_size)
             pipe = video_pipeline(**self._pipe_kwargs, prefetch_queue_depth=self._prefetch, seek_source=src,
-                                  seed=self.seed + 1000003 * self.rank,
+                                  seed=pipeline_seed(self.seed, 0, self.rank),
                                   py_num_workers=self.workers, py_start_method="spawn")
             pipe.build()
             it = DALIGenericIterator([pipe], ["video", "label", "pos"], last_batch_policy=LastBatchPolicy.PARTIAL,

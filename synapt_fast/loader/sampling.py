@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .partition import rank_shard, shard_range
+
 MODES = ("segments", "dense", "uniform")
 
 
@@ -117,6 +119,5 @@ def numpy_indices(s: Sampling, n: int, train: bool, rng: np.random.Generator | N
 def rank_positions(num_samples: int, rank: int, world_size: int, epoch: int, seed: int, train: bool) -> np.ndarray:
     """This rank's samples in `epoch` in reading order: DALI's contiguous shard `(rank + epoch) %
     world_size` of the split (rotating between epochs), shuffled when training."""
-    i = (rank + epoch) % world_size
-    pos = np.arange(num_samples * i // world_size, num_samples * (i + 1) // world_size)
+    pos = np.array(shard_range(num_samples, rank_shard(rank, epoch, world_size), world_size), dtype=np.int64)
     return np.random.default_rng([seed, epoch, rank]).permutation(pos) if train else pos

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from synapt_fast.format.manifest import Manifest
-from synapt_fast.sharding.tarwriter import read_index
+from synapt_fast.format.index import read_index
 from .reference import decode_frames
 from .sampling import Sampling, numpy_indices, rank_positions
 from .transforms import Transform, numpy_multiscale_box, numpy_random_resized_box

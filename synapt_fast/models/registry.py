@@ -2,6 +2,8 @@
 
 Each builder is a plain function named after its variant (`tsn_r50`, `i3d_r50_tiny`, ...) that takes
 `num_classes` plus whatever keyword arguments its constructor accepts, and returns an `nn.Module`.
+The family modules import this one and register themselves; `synapt_fast.models` imports every
+family, and importing this module imports that package first, so the registry is always full.
 """
 
 from __future__ import annotations
@@ -22,15 +24,8 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-def _ensure_families_imported() -> None:
-    # Importing the family modules runs their @register_model decorators; done lazily so that
-    # `registry` itself has no import cycle with the modules that use it.
-    from synapt_fast.models import resnet3d, timesformer, tsn  # noqa: F401
-
-
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted names of registered models, optionally only those containing `pattern`."""
-    _ensure_families_imported()
     names = sorted(_BUILDERS)
     return [n for n in names if pattern is None or pattern in n]
 
@@ -41,7 +36,6 @@ def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     Extra keyword arguments go to the builder (e.g. `dropout=0.3`, `num_frames=16`).
     Raises `KeyError` naming the known models when `name` is not registered.
     """
-    _ensure_families_imported()
     try:
         builder = _BUILDERS[name]
     except KeyError:

@@ -17,10 +17,13 @@ frame-averaged feature: the same expectation, not the same noise.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Iterable
 
 import torch
 import torch.nn as nn
+
+from synapt_fast.atomic import atomic_file
 
 MODES = ("finetune", "linear_probe", "scratch")
 
@@ -71,10 +74,8 @@ def extract_features(model: nn.Module, batches: Iterable, *, device: torch.devic
 
 def save_features(path: str | os.PathLike, features: torch.Tensor, labels: torch.Tensor) -> None:
     """Write cached features atomically (a half-written cache must never be read back)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    torch.save({"features": features, "labels": labels}, tmp)
-    os.replace(tmp, path)
+    with atomic_file(Path(path), durable=False) as f:
+        torch.save({"features": features, "labels": labels}, f)
 
 
 def load_features(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from synapt_fast import __version__
+from synapt_fast.atomic import write_atomic
 from synapt_fast.format.ivf import KEYFRAMES
 from synapt_fast.format.manifest import MANIFEST, Manifest
-from .tarwriter import ShardInfo, ShardWriter, file_sha256
+from synapt_fast.format.index import ShardInfo, file_sha256
+from .tarwriter import TarWriter
 from .sources import Source, SourceItem
 from .transcode import BadClip, EncodeOptions, Encoded, encode_item
 
@@ -170,10 +172,8 @@ class _Journal:
         return records
 
     def reset(self, records: list[dict]) -> None:
-        tmp = self.path.with_name(self.path.name + ".partial")
         lines = [json.dumps({"fingerprint": self.fingerprint})] + [json.dumps(r) for r in records]
-        tmp.write_text("".join(line + "\n" for line in lines))
-        os.replace(tmp, self.path)
+        write_atomic(self.path, "".join(line + "\n" for line in lines), durable=True)
 
     def append(self, record: dict) -> None:
         with open(self.path, "a") as f:
@@ -278,7 +278,7 @@ def shard_source(
     if on_progress:
         on_progress(done, total, skipped_so_far)
 
-    writer: ShardWriter | None = None
+    writer: TarWriter | None = None
     pending = {"start": lo + done, "count": 0, "skipped": [], "class_counts": {}, "frames": 0}
 
     def close_shard():
@@ -303,7 +303,7 @@ def shard_source(
                 if writer is None:
                     if shard_index - first_index >= PART_STRIDE:
                         raise RuntimeError(f"more than {PART_STRIDE} shards in one part; raise --shard-mb")
-                    writer = ShardWriter(out_dir / shard_name(opts.set_name, opts.split, shard_index))
+                    writer = TarWriter(out_dir / shard_name(opts.set_name, opts.split, shard_index))
                 writer.add(f"{pos:08d}", members)
                 counts = pending["class_counts"]
                 counts[item.class_name] = counts.get(item.class_name, 0) + 1

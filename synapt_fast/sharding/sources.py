@@ -19,11 +19,6 @@ from typing import Protocol
 
 import numpy as np
 
-VIDEO_EXTENSIONS = frozenset(
-    {".avi", ".mp4", ".mkv", ".webm", ".ivf", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ogv", ".3gp"}
-)
-
-
 @dataclass(frozen=True)
 class Frames:
     """Decoded RGB frames held in memory: `array` is uint8 (T, H, W, 3)."""

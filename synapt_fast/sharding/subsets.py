@@ -36,7 +36,8 @@ import numpy as np
 
 from synapt_fast.format.manifest import MANIFEST, Manifest
 from .pipeline import shard_name
-from .tarwriter import ShardWriter, file_sha256, read_index
+from synapt_fast.format.index import file_sha256, read_index
+from .tarwriter import TarWriter
 from synapt_fast.format.verify import ShardError, quick_check
 
 SUBSET_JSON = "subset.json"
@@ -240,7 +241,7 @@ def write_subset(src_dir: Path, out_dir: Path, manifest: Manifest, sel: Selectio
                 shards.append(writer.close())
                 writer = None
             if writer is None:
-                writer = ShardWriter(tmp / shard_name(set_name, split, len(shards)))
+                writer = TarWriter(tmp / shard_name(set_name, split, len(shards)))
             writer.add(key, members)
             counts[sel.class_names[new_label]] += 1
         shards.append(writer.close())

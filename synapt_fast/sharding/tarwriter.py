@@ -11,23 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 
-INDEX_VERSION = "v1.2"
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    tar: str
-    index: str
-    samples: int
-    bytes: int
-    sha256: str
-    index_sha256: str
-
+from synapt_fast.atomic import commit, partial_path
+from synapt_fast.format.index import ShardInfo, index_text
 
 class _HashingFile(io.RawIOBase):
     """A write-only file that hashes and counts what passes through it."""
@@ -48,27 +36,18 @@ class _HashingFile(io.RawIOBase):
         return self.pos
 
 
-def _fsync_rename(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+class TarWriter:
+    """Writes one shard: `<name>.tar` and `<name>.idx`, under `.partial` names until `close`."""
 
-
-class ShardWriter:
     def __init__(self, tar_path: Path):
         self.tar_path = Path(tar_path)
         self.idx_path = self.tar_path.with_suffix(".idx")
-        self._tmp_tar = self.tar_path.with_name(self.tar_path.name + ".partial")
-        self._tmp_idx = self.idx_path.with_name(self.idx_path.name + ".partial")
+        self._tmp_tar, self._tmp_idx = partial_path(self.tar_path), partial_path(self.idx_path)
         self._file = open(self._tmp_tar, "wb")
         self._hashing = _HashingFile(self._file)
         self._tar = tarfile.open(fileobj=self._hashing, mode="w", format=tarfile.USTAR_FORMAT)
         self._index_lines: list[str] = []
         self.samples = 0
-
-    @property
-    def size(self) -> int:
-        return self._hashing.pos
 
     def size_if_added(self, members: list[tuple[str, bytes]]) -> int:
         """The finished tar's size if these members were added now (headers, padding, end blocks)."""
@@ -98,11 +77,11 @@ class ShardWriter:
         """Finish the tar and index and move both to their final names."""
         self._tar.close()
         self._file.close()
-        index = f"{INDEX_VERSION} {self.samples}\n" + "".join(line + "\n" for line in self._index_lines)
+        index = index_text(self._index_lines)
         self._tmp_idx.write_text(index)
         # The index goes first: a final-named tar always has its index beside it.
-        _fsync_rename(self._tmp_idx, self.idx_path)
-        _fsync_rename(self._tmp_tar, self.tar_path)
+        commit(self._tmp_idx, self.idx_path, durable=True)
+        commit(self._tmp_tar, self.tar_path, durable=True)
         return ShardInfo(
             tar=self.tar_path.name,
             index=self.idx_path.name,
@@ -116,30 +95,3 @@ class ShardWriter:
         self._file.close()
         for p in (self._tmp_tar, self._tmp_idx):
             p.unlink(missing_ok=True)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_index(path: Path) -> list[list[tuple[str, int, int, str]]]:
-    """Parse a DALI v1.2 index: per sample, a list of (ext, data offset, size, member name)."""
-    lines = Path(path).read_text().splitlines()
-    if not lines:
-        raise ValueError(f"{path}: empty index")
-    head = lines[0].split()
-    if len(head) != 2 or head[0] != INDEX_VERSION or not head[1].isdigit():
-        raise ValueError(f"{path}: bad index header {lines[0]!r}")
-    samples = []
-    for n, line in enumerate(lines[1:], start=2):
-        f = line.split()
-        if not f or len(f) % 4:
-            raise ValueError(f"{path}:{n}: malformed index line")
-        samples.append([(f[i], int(f[i + 1]), int(f[i + 2]), f[i + 3]) for i in range(0, len(f), 4)])
-    if len(samples) != int(head[1]):
-        raise ValueError(f"{path}: header says {head[1]} samples, found {len(samples)}")
-    return samples

@@ -31,9 +31,6 @@ CODECS: dict[str, tuple[str, str, str, str]] = {
     # Full-range JPEG 4:2:0 is what MJPEG decoders (DALI's included) expect.
     "mjpeg": ("mjpeg", "matroska", "mkv", "yuvj420p"),
 }
-# Which DALI backend decodes which codec (DALI 2.4: the CPU decoder reads VP8, VP9 and MJPEG only).
-DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
-DALI_GPU_CODECS = frozenset({"vp8", "vp9", "mjpeg", "h264", "hevc", "av1", "mpeg4"})
 # PyAV's decoder names -> our codec names, for recognising conforming inputs (--copy).
 _DECODER_NAMES = {"vp9": "vp9", "libvpx-vp9": "vp9", "h264": "h264", "hevc": "hevc", "mjpeg": "mjpeg"}
 

@@ -1,0 +1,135 @@
+"""From a recipe to a ready `Trainer`: data, model, optimiser, schedule and run folder.
+
+Building happens in a fixed order because the torch generator seeded from the recipe draws the
+initial weights (the same on every rank): model first, then loaders, devices and DDP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from synapt_fast.format.manifest import Manifest
+
+from .distributed import Dist
+from .recipe import Recipe, RecipeError
+from .run_dir import RunDir
+from .schedule import CosineSchedule, steps_per_rank
+from .trainer import Trainer
+
+
+def build_sampling(r: Recipe):
+    from synapt_fast.loader import Sampling
+
+    d = r.data
+    return Sampling(mode=d.sampling, num_frames=d.num_frames, frames_per_segment=d.frames_per_segment,
+                    interval=d.interval, num_clips=r.eval.num_clips)
+
+
+def build_loaders(r: Recipe, env: Dist, sampling, layout: str):
+    """Training and validation loaders for this rank (the clip layout is the model's)."""
+    from synapt_fast.loader import Transform, make_loader
+
+    d = r.data
+    transform = Transform(size=d.image_size, train_crop=d.train_crop, flip=d.flip, eval_crops=r.eval.crops,
+                          resize_ratio=d.resize_ratio, layout=layout)
+    common = dict(backend=d.backend, decode=d.decode, rank=env.rank, world_size=env.world_size, seed=r.seed,
+                  workers=d.workers, prefetch=d.prefetch)
+    if d.backend == "dali":
+        common["shuffle_buffer"] = d.shuffle_buffer
+    train = make_loader(d.train, sampling, transform, train=True, batch_size=d.batch_size, **common)
+    val = make_loader(d.val, sampling, transform, train=False, batch_size=r.eval.batch_size or d.batch_size,
+                      **common)
+    return train, val
+
+
+def build_model(r: Recipe, num_classes: int, frames_per_clip: int) -> tuple[nn.Module, str]:
+    """The model with its initial weights and transfer set-up; returns (model, load summary)."""
+    from synapt_fast.models import create_model, load_checkpoint, load_imagenet, prepare_transfer
+
+    m = r.model
+    model = create_model(m.name, num_classes=num_classes, num_frames=frames_per_clip,
+                         image_size=r.data.image_size, dropout=m.dropout)
+    summary = "random initialisation"
+    if m.init:
+        loader = load_imagenet if m.init_format == "imagenet" else load_checkpoint
+        summary = loader(model, m.init).summary()
+    if m.mode != "pretrain":
+        prepare_transfer(model, m.mode, num_classes)
+    return model, summary
+
+
+def pretrained_on(r: Recipe) -> str:
+    """The pre-training source named in result.json."""
+    if r.model.pretrained_on:
+        return r.model.pretrained_on
+    if r.model.mode in ("pretrain", "scratch") and not r.model.init:
+        return "none"
+    if r.model.init_format == "imagenet":
+        return "imagenet"
+    result = Path(r.model.init).parent / "result.json"
+    if result.exists():
+        try:
+            return json.loads(result.read_text())["dataset"]
+        except (ValueError, KeyError):
+            pass
+    return Path(r.model.init).stem
+
+
+def wrap_ddp(model: nn.Module, env: Dist) -> nn.Module | None:
+    if env.world_size == 1:
+        return None
+    # Buffers (BatchNorm statistics) follow rank 0's batches and are broadcast from rank 0 after
+    # each epoch, not before every forward: the same statistics DDP's default gives, one broadcast
+    # per epoch instead of one per step, and under `Join` DDP would take them from whichever rank
+    # is still running, which a checkpoint of rank 0 cannot restore.
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[env.local_rank] if env.device.type == "cuda" else None, forward_sync_buffers=False)
+
+
+def build_trainer(r: Recipe, env: Dist, *, resume: bool) -> Trainer:
+    if r.deterministic:
+        torch.use_deterministic_algorithms(True)
+    torch.manual_seed(r.seed)  # the same initial weights on every rank
+
+    train_m, val_m = Manifest.load(Path(r.data.train)), Manifest.load(Path(r.data.val))
+    if list(train_m.class_names) != list(val_m.class_names):
+        raise RecipeError(f"data.val: its classes differ from data.train's ({r.data.val} vs {r.data.train})")
+    class_names = list(train_m.class_names)
+
+    sampling = build_sampling(r)
+    model, load_summary = build_model(r, len(class_names), sampling.frames_per_clip())
+    layout = model.input_layout
+    train_loader, val_loader = build_loaders(r, env, sampling, layout)
+    memory_format = None
+    if r.model.channels_last:
+        memory_format = torch.channels_last_3d if layout == "NCTHW" else torch.channels_last
+    model = model.to(env.device)
+    if memory_format is not None:
+        model = model.to(memory_format=memory_format)
+    ddp = wrap_ddp(model, env)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=r.optim.lr, momentum=r.optim.momentum,
+                                weight_decay=r.optim.weight_decay, nesterov=r.optim.nesterov)
+    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
+    steps_per_epoch = max(steps_per_rank(train_m.num_samples, env.world_size, r.data.batch_size, 0,
+                                         skip_single=has_batchnorm))
+    schedule = CosineSchedule(optimizer, lr=r.optim.lr, min_lr=r.optim.min_lr,
+                              warmup_steps=round(r.optim.warmup_epochs * steps_per_epoch),
+                              total_steps=steps_per_epoch * r.optim.epochs)
+    scaler = torch.amp.GradScaler(env.device.type) if r.precision == "fp16" else None
+
+    trainer = Trainer(
+        r, env, model=model, ddp=ddp, optimizer=optimizer, schedule=schedule, scaler=scaler,
+        train_loader=train_loader, val_loader=val_loader, run_dir=RunDir(r.run_dir(), main=env.main),
+        class_names=class_names, dataset=train_m.set, val_set=val_m.set, num_train=train_m.num_samples,
+        frames_per_clip=sampling.frames_per_clip(), memory_format=memory_format, has_batchnorm=has_batchnorm,
+        steps_per_epoch=steps_per_epoch, load_summary=load_summary, pretrained_on=pretrained_on(r))
+    state = trainer.run_dir.checkpoint_to_resume(resume)
+    if state is not None:
+        trainer.restore(state)
+    trainer.run_dir.start(r, resumed_step=trainer.step if state is not None else None)
+    return trainer
