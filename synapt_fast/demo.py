@@ -62,7 +62,7 @@ def make_data(out: Path, size: DemoSize, workers: int, seed: int, console: Conso
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 PRETRAIN = "tsn_tiny_8x1_demosynth_pretrain"
 TASKS = {"down_b000": "low bias", "down_b090": "high bias"}
-MODES = {"FT": "tsn_tiny_8x1_demosynth_ft-{task}", "LP": "tsn_tiny_8x1_demosynth_lp-{task}",
+DEMO_RECIPES = {"FT": "tsn_tiny_8x1_demosynth_ft-{task}", "LP": "tsn_tiny_8x1_demosynth_lp-{task}",
          "scratch": "tsn_tiny_8x1_scratch-{task}"}
 
 
@@ -90,7 +90,7 @@ def table_1(results: dict[tuple[str, str], dict], pretrain: dict, chance: dict[s
     for task, bias in TASKS.items():
         table.add_column(f"{task} ({bias})\ntop-1", justify="right")
         table.add_column("clips/s", justify="right")
-    for mode in MODES:
+    for mode in DEMO_RECIPES:
         source = "none (scratch)" if mode == "scratch" else f"{pretrain['dataset']} {mode}"
         row = [source]
         for task in TASKS:
@@ -132,7 +132,7 @@ def run(out: Path = Path("shards/demo"), workers: int = 2, seed: int = 0, size: 
 
     results = {}
     for task, bias in TASKS.items():
-        for mode, name in MODES.items():
+        for mode, name in DEMO_RECIPES.items():
             console.rule(f"4. {mode} on {task} ({bias})")
             results[(mode, task)] = train(name.format(task=task), out, runs, console, nproc=nproc, train_set=task,
                                           init=None if mode == "scratch" else init)

@@ -35,8 +35,8 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 def seed_step(seed: int, device: torch.device) -> None:
     """Re-seed the generators a training step draws from (dropout, drop-path).
 
-    `torch.manual_seed` also walks every accelerator backend from Python (~0.1-0.2 ms); seeding
-    the CPU generator and this GPU's directly costs microseconds.
+    `torch.manual_seed` also walks every accelerator backend from Python; seeding the CPU
+    generator and this GPU's directly is far cheaper (benchmarks/README.md, performance note 6).
     """
     torch.default_generator.manual_seed(seed)
     if device.type == "cuda":

@@ -12,7 +12,7 @@ def test_demo_recipes_chain():
     pre = load_recipe(demo.RECIPES / f"{demo.PRETRAIN}.toml")
     assert pre.model.mode == "pretrain" and pre.data.train.endswith("demo_synth/train")
     for task in demo.TASKS:
-        for mode, name in demo.MODES.items():
+        for mode, name in demo.DEMO_RECIPES.items():
             r = load_recipe(demo.RECIPES / f"{name.format(task=task)}.toml")
             assert r.model.name == pre.model.name and r.data.train.endswith(f"{task}/train")
             assert r.model.mode == {"FT": "finetune", "LP": "linear_probe", "scratch": "scratch"}[mode]
@@ -22,7 +22,7 @@ def test_demo_recipes_chain():
 
 def test_table_1_shows_every_cell():
     results = {(m, t): {"top1": 0.5 + i / 100, "train_clips_per_s": 100.0 + i}
-               for i, (m, t) in enumerate((m, t) for m in demo.MODES for t in demo.TASKS)}
+               for i, (m, t) in enumerate((m, t) for m in demo.DEMO_RECIPES for t in demo.TASKS)}
     console = Console(width=200, record=True)
     console.print(demo.table_1(results, {"dataset": "demo_synth"}, {t: 0.2 for t in demo.TASKS}))
     text = console.export_text()

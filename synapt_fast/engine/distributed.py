@@ -44,7 +44,7 @@ def set_cpu_threads(workers: int) -> int:
     threads, at least one; an explicit OMP_NUM_THREADS (torchrun sets 1 per process) wins.
 
     More torch threads than free cores make OpenMP threads spin while DALI holds the cores
-    (measured: benchmarks/README.md, note "CPU threads").
+    (benchmarks/README.md, performance note 11).
     """
     if "OMP_NUM_THREADS" in os.environ:
         return torch.get_num_threads()

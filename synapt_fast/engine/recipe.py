@@ -21,7 +21,7 @@ from pathlib import Path
 
 from synapt_fast.atomic import write_atomic
 
-MODES = ("pretrain", "finetune", "linear_probe", "scratch")
+TRAINING_MODES = ("pretrain", "finetune", "linear_probe", "scratch")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -120,7 +120,7 @@ CHOICES = {
     "data.train_crop": ("multiscale", "random_resized", "center"),
     "data.backend": ("dali", "reference"),
     "data.decode": ("auto", "cpu", "gpu"),
-    "model.mode": MODES,
+    "model.mode": TRAINING_MODES,
     "model.init_format": ("checkpoint", "imagenet"),
     "eval.crops": (1, 3, 10),
     "precision": PRECISIONS,

@@ -41,9 +41,9 @@ def _free() -> None:
 def _return_freed_memory() -> None:
     """Hand the heap memory freed with an epoch's pipeline back to the OS (glibc only).
 
-    glibc keeps freed blocks for reuse; with a pipeline built and dropped every epoch that
-    retained memory grew by ~30 MB an epoch (measured: 370 -> 790 MB over 14 epochs of 240
-    clips), while `malloc_trim` after each epoch keeps it flat.
+    glibc keeps freed blocks for reuse; with a pipeline built and dropped every epoch the
+    retained memory grew every epoch, while `malloc_trim` after each epoch keeps it flat
+    (benchmarks/README.md, performance note 5).
     """
     try:
         import ctypes
@@ -247,8 +247,8 @@ class DaliVideoLoader(Epochs):
     Sources: `reader` (default: DALI's webdataset reader and video decoder, GPU or CPU, each clip
     decoded from the keyframe at or before its first sampled frame when the split has IVF clips) or
     `seek` (PyAV with keyframe seeking in DALI's parallel external-source workers, then the same
-    DALI augmentation graph; measured slower on the CPU in every sampling mode, see
-    benchmarks/README.md, and kept as an option for long videos sampled sparsely).
+    DALI augmentation graph; slower on the CPU in every sampling mode measured so far,
+    benchmarks/README.md performance note 3, and kept as an option for long videos sampled sparsely).
 
     Epoch `e` is a pure function of (seed, e, rank), which makes a mid-epoch resume exact:
     `iterate(epoch, start_batch)`. With the `reader` source the pipeline is rebuilt per epoch with
@@ -373,8 +373,8 @@ class DaliVideoLoader(Epochs):
         if last is None:
             return
         # Training goes on to the next epoch: dropping this pipeline and building the next one
-        # with its first batches took 50-300 ms at each epoch boundary on 2 shared cores (5-10 %
-        # of a tiny model's epoch, all of it data wait); a thread does both while the trainer
+        # with its first batches is all data wait at an epoch boundary (benchmarks/README.md,
+        # performance note 8); a thread does both while the trainer
         # steps on the last batch, evaluates and saves. Still one pipeline at a time, and epoch e
         # still depends only on (seed, e, rank).
         finished = [run]

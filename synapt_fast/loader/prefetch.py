@@ -1,9 +1,9 @@
 """Fetch the next batch in a thread while the caller works on the current one.
 
 The DALI pipeline decodes ahead on its own threads, but handing a finished batch over (DALI
-outputs -> torch tensors, the `Batch`) still ran on the training thread, between steps: about
-0.5-1 ms a step, 2-4 % of a tiny model's step on 2 cores. A thread one batch ahead does it
-while the step runs (torch releases the GIL in its kernels).
+outputs -> torch tensors, the `Batch`) still ran on the training thread, between steps
+(benchmarks/README.md, performance note 10). A thread one batch ahead does it while the step
+runs (torch releases the GIL in its kernels).
 """
 
 from __future__ import annotations

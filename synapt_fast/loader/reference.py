@@ -16,7 +16,6 @@ import multiprocessing
 import random
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,6 +32,8 @@ def decode_frames(data: bytes, wanted: np.ndarray, fps: float, gop: int) -> np.n
     """RGB uint8 (len(wanted), H, W, 3): the frames at `wanted` indices (any order, repeats ok)."""
     need = np.unique(wanted)
     got: dict[int, np.ndarray] = {}
+    import av  # here, not at the top: the DALI loader's machines may have no PyAV
+
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         stream.thread_count = 1  # DataLoader workers are the parallelism

@@ -23,7 +23,7 @@ import numpy as np
 
 from .partition import rank_shard, shard_range
 
-MODES = ("segments", "dense", "uniform")
+SAMPLING_MODES = ("segments", "dense", "uniform")
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class Sampling:
     num_clips: int = 1  # dense evaluation: clips per video
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"sampling mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode not in SAMPLING_MODES:
+            raise ValueError(f"sampling mode must be one of {SAMPLING_MODES}, got {self.mode!r}")
         if min(self.num_frames, self.frames_per_segment, self.interval, self.num_clips) < 1:
             raise ValueError("num_frames, frames_per_segment, interval and num_clips must be >= 1")
 

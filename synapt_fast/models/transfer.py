@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from synapt_fast.atomic import atomic_file
 
-MODES = ("finetune", "linear_probe", "scratch")
+TRANSFER_MODES = ("finetune", "linear_probe", "scratch")
 
 
 def prepare_transfer(model: nn.Module, mode: str, num_classes: int) -> nn.Module:
@@ -33,8 +33,8 @@ def prepare_transfer(model: nn.Module, mode: str, num_classes: int) -> nn.Module
 
     Weights (if any) are loaded before this call; linear probing always gets a fresh head.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown transfer mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode not in TRANSFER_MODES:
+        raise ValueError(f"unknown transfer mode {mode!r}; choose one of {', '.join(TRANSFER_MODES)}")
     if mode == "linear_probe" or model.num_classes != num_classes:
         model.reset_classifier(num_classes)
     model.freeze_backbone(mode == "linear_probe")

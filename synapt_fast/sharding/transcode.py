@@ -181,8 +181,9 @@ class _Encoder:
         self.time_base = 1 / rate
         self.color_range = 2 if pix.startswith("yuvj") else 1  # JPEG (full) or MPEG (limited)
         self.pix, self.width, self.height, self.count = pix, width, height, 0
-        # One reformatter per clip: it keeps its swscale context, which costs 15-40x a frame's
-        # conversion to set up (measured; a bare frame.reformat() builds a new one every call).
+        # One reformatter per clip: it keeps its swscale context, which costs many times a frame's
+        # conversion to set up (a bare frame.reformat() builds a new one every call;
+        # benchmarks/README.md, performance note 1).
         self._reformatter = VideoReformatter()
         self._last_in = self._last_out = None
 
