@@ -256,3 +256,71 @@ def test_bench_train_quick(tmp_path):
     for r in record["results"]:
         assert r["bare_ms_per_step"] > 0 and r["trainer_ms_per_step"] > 0 and 0 <= r["data_wait"] <= 1
     assert "| tsn_tiny |" in (tmp_path / "train.md").read_text()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("signalled_rank", [1, 0])
+def test_sigterm_to_any_one_rank_stops_every_rank_with_143(signalled_rank, tiny_sets, reference_run, tmp_path):
+    """A scheduler may signal one task first: every rank must stop after the same step, rank 0 having
+    saved, and exit 143; no rank may run on into a collective the others have left."""
+    recipe = recipe_file(tmp_path, tiny_sets, "ref")
+    run_dir = tmp_path / "runs" / "ref"
+    port = _free_port()
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
+        procs.append(subprocess.Popen([sys.executable, "-m", "synapt_fast.train", "--recipe", str(recipe)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env))
+    try:
+        _wait_for_step(run_dir, 5, procs[0])  # inside the second epoch
+        procs[signalled_rank].send_signal(signal.SIGTERM)
+        codes = [finish(p, timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [c for c, _ in codes] == [143, 143], codes
+    state = ckpt.load(run_dir / ckpt.LAST)
+    assert 0 < state["step"] < 12
+    code, out = finish(torchrun(recipe, "--resume"))
+    assert code == 0, out
+    ref, got = weights(reference_run), weights(run_dir)
+    for k in ref:
+        assert torch.equal(ref[k], got[k]), k
+
+
+def test_device_and_version_choices_for_gpu_launchers():
+    import inspect
+
+    from synapt_fast.engine.build import decode_for, no_buffer_sync_kwargs
+    from synapt_fast.engine.distributed import cuda_index
+
+    assert cuda_index(0, 1) == 0 and cuda_index(3, 1) == 0  # one GPU per process (CUDA_VISIBLE_DEVICES)
+    assert cuda_index(2, 8) == 2  # torchrun: every process sees the node's GPUs
+    with pytest.raises(RuntimeError, match="LOCAL_RANK is 4 but this process sees 2 GPUs"):
+        cuda_index(4, 2)
+    assert decode_for("auto", torch.device("cpu")) == "cpu"
+    assert decode_for("auto", torch.device("cuda", 1)) == "gpu"
+    assert decode_for("cpu", torch.device("cuda", 0)) == "cpu"
+    here = inspect.signature(torch.nn.parallel.DistributedDataParallel).parameters
+    before_2_13 = ("module", "device_ids", "output_device", "dim", "broadcast_buffers", "init_sync",
+                  "process_group", "bucket_cap_mb", "find_unused_parameters", "check_reduction",
+                  "gradient_as_bucket_view", "static_graph", "delay_all_reduce_named_params",
+                  "param_to_hook_all_reduce", "mixed_precision", "device_mesh", "skip_all_reduce_unused_params")
+    assert no_buffer_sync_kwargs(before_2_13) == {"broadcast_buffers": False}
+    key = "forward_sync_buffers" if "forward_sync_buffers" in here else "broadcast_buffers"
+    assert no_buffer_sync_kwargs(here) == {key: False}
+
+
+def test_rng_state_keeps_only_this_processes_gpu():
+    state = ckpt.rng_state()
+    assert "cuda" not in state  # never every visible GPU's state: a resume may see fewer
+    ckpt.set_rng_state(state)
+    assert torch.equal(torch.get_rng_state(), state["torch"])

@@ -6,6 +6,7 @@ initial weights (the same on every rank): model first, then loaders, devices and
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def build_loaders(r: Recipe, env: Dist, sampling, layout: str):
     d = r.data
     transform = Transform(size=d.image_size, train_crop=d.train_crop, flip=d.flip, eval_crops=r.eval.crops,
                           resize_ratio=d.resize_ratio, layout=layout)
-    common = dict(backend=d.backend, decode=d.decode, rank=env.rank, world_size=env.world_size, seed=r.seed,
+    common = dict(backend=d.backend, decode=decode_for(d.decode, env.device), rank=env.rank, world_size=env.world_size, seed=r.seed,
                   workers=d.workers, prefetch=d.prefetch)
     if d.backend == "dali":
         common["shuffle_buffer"] = d.shuffle_buffer
@@ -44,6 +45,14 @@ def build_loaders(r: Recipe, env: Dist, sampling, layout: str):
     val = make_loader(d.val, sampling, transform, train=False, batch_size=r.eval.batch_size or d.batch_size,
                       **common)
     return train, val
+
+
+def decode_for(requested: str, device: torch.device) -> str:
+    """The loader's decode device: "auto" follows the trainer's device, not DALI's GPU count (a
+    CPU build of torch on a GPU machine must get CPU tensors)."""
+    if requested != "auto":
+        return requested
+    return "gpu" if device.type == "cuda" else "cpu"
 
 
 def build_model(r: Recipe, num_classes: int, frames_per_clip: int) -> tuple[nn.Module, str]:
@@ -86,8 +95,15 @@ def wrap_ddp(model: nn.Module, env: Dist) -> nn.Module | None:
     # each epoch, not before every forward: the same statistics DDP's default gives, one broadcast
     # per epoch instead of one per step, and under `Join` DDP would take them from whichever rank
     # is still running, which a checkpoint of rank 0 cannot restore.
-    return nn.parallel.DistributedDataParallel(
-        model, device_ids=[env.local_rank] if env.device.type == "cuda" else None, forward_sync_buffers=False)
+    ddp = nn.parallel.DistributedDataParallel
+    no_sync = no_buffer_sync_kwargs(inspect.signature(ddp).parameters)
+    return ddp(model, device_ids=[env.device.index] if env.device.type == "cuda" else None, **no_sync)
+
+
+def no_buffer_sync_kwargs(ddp_parameters) -> dict:
+    """DDP's switch for "do not broadcast buffers before each forward": torch 2.13 calls it
+    `forward_sync_buffers`; older releases (GPU images often carry them) only know `broadcast_buffers`."""
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in ddp_parameters else {"broadcast_buffers": False}
 
 
 def build_trainer(r: Recipe, env: Dist, *, resume: bool) -> Trainer:

@@ -45,7 +45,8 @@ def rng_state() -> dict:
              "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos),
              "numpy_gauss": [int(has_gauss), float(cached)], "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # Only this process's GPU: a resume may see fewer GPUs (one per process instead of all).
+        state["cuda_device"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -54,5 +55,8 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"],
                          int(state["numpy_gauss"][0]), float(state["numpy_gauss"][1])))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if torch.cuda.is_available():
+        if "cuda_device" in state:
+            torch.cuda.set_rng_state(state["cuda_device"])
+        elif state.get("cuda"):  # older checkpoints: every visible GPU's state
+            torch.cuda.set_rng_state(state["cuda"][min(torch.cuda.current_device(), len(state["cuda"]) - 1)])

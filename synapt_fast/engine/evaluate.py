@@ -64,19 +64,25 @@ def evaluate(model: torch.nn.Module, loader, *, num_classes: int, device: torch.
             p = logits.float().softmax(-1).view(b, views, -1)
             label = batch.label.to(device)
             per_view_label = label.repeat_interleave(views).view(b, views)
-            clip1.append(_topk_hits(p, per_view_label, 1).sum(1).cpu())
-            clip5.append(_topk_hits(p, per_view_label, 5).sum(1).cpu())
-            probs.append(p.mean(1).cpu())
-            labels.append(batch.label.cpu())
-            pos.append(batch.pos.cpu())
+            # Kept on the device until the loop ends: a `.cpu()` per batch would wait for the GPU
+            # every batch instead of once.
+            clip1.append(_topk_hits(p, per_view_label, 1).sum(1))
+            clip5.append(_topk_hits(p, per_view_label, 5).sum(1))
+            probs.append(p.mean(1))
+            labels.append(batch.label)
+            pos.append(batch.pos)
     finally:
         model.train(was_training)
+
+    def gathered(parts: list[torch.Tensor], empty: torch.Tensor) -> torch.Tensor:
+        return torch.cat([t.to(device) for t in parts]).cpu() if parts else empty
+
     local = {
-        "pos": torch.cat(pos) if pos else torch.zeros(0, dtype=torch.long),
-        "label": torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
-        "prob": torch.cat(probs) if probs else torch.zeros(0, num_classes),
-        "clip1": torch.cat(clip1) if clip1 else torch.zeros(0, dtype=torch.long),
-        "clip5": torch.cat(clip5) if clip5 else torch.zeros(0, dtype=torch.long),
+        "pos": gathered(pos, torch.zeros(0, dtype=torch.long)),
+        "label": gathered(labels, torch.zeros(0, dtype=torch.long)),
+        "prob": gathered(probs, torch.zeros(0, num_classes)),
+        "clip1": gathered(clip1, torch.zeros(0, dtype=torch.long)),
+        "clip5": gathered(clip5, torch.zeros(0, dtype=torch.long)),
         "views": views,
     }
     parts = [local]

@@ -159,19 +159,41 @@ class Trainer:
                 meter.update(loss, len(label), wait)
                 self.step += 1
                 self.schedule.step()
-                save_due = env.main and (self.stop_requested or self._checkpoint_due())
-                if meter.steps == r.output.log_every or save_due:
-                    # Every rank checks at the same log steps; rank 0 also before it saves.
+                stop = self._stop_now(epoch)
+                save_due = env.main and (stop or self._checkpoint_due())
+                if meter.steps == r.output.log_every or save_due or stop:
+                    # Every rank checks at its log steps; rank 0 also before it saves.
                     guard.check(lambda: self._nonfinite_message(epoch))
                     self._log_window(epoch, meter.flush(), display)
                     if save_due:
                         self.save()
-                    if save_due and self.stop_requested:
-                        # Other ranks carry on until rank 0 has saved and left; then their next
-                        # collective fails and they exit too (see engine.main).
+                    if stop:
                         raise SystemExit(STOP_EXIT_CODE)
         guard.check(lambda: self._nonfinite_message(epoch))
         return self._end_epoch(epoch, meter.finish())
+
+    def _stop_now(self, epoch: int) -> bool:
+        """Whether to stop after this step because some rank got SIGTERM.
+
+        Ranks agree through a collective (a one-element all-reduce), so they all stop after the
+        same step: a rank that left alone would leave the others waiting in the next gradient
+        all-reduce (with NCCL until a watchdog kills them). The collective runs at every
+        `log_every`-th batch while every rank still has batches in this epoch (`Join` would not
+        shadow it for a rank that has finished); a later request waits for the epoch's end.
+        """
+        if self.ddp is None:
+            return self.stop_requested
+        if self.batch % self.r.output.log_every or self.batch > min(self._steps(epoch)):
+            return False
+        return self._stop_agreed()
+
+    def _stop_agreed(self) -> bool:
+        """Any rank's stop request, known to every rank (all ranks must call this together)."""
+        if self.ddp is None:
+            return self.stop_requested
+        flag = torch.tensor([1.0 if self.stop_requested else 0.0], device=self.env.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _join(self):
         if self.ddp is None:
@@ -293,7 +315,7 @@ class Trainer:
                     line += f"; val top-1 {res.top1:.3f} top-5 {res.top5:.3f} (clip {res.clip_top1:.3f})"
                 display.print(line)
                 self.save(best=best)
-                if self.stop_requested and env.main:
+                if self._stop_agreed():
                     raise SystemExit(STOP_EXIT_CODE)
         if self.last_eval is None:  # resumed after the last epoch's checkpoint
             self.last_eval = self.evaluate()
