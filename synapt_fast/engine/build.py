@@ -47,6 +47,35 @@ def build_loaders(r: Recipe, env: Dist, sampling, layout: str):
     return train, val
 
 
+def checked_split(r: Recipe, split: str) -> Manifest:
+    """The split's manifest after the checks the loaders make (sizes, index bounds, totals), so a
+    broken or edited split stops the run before any model is built, naming the recipe key."""
+    from synapt_fast.format.verify import ShardError, quick_check
+
+    path = getattr(r.data, split)
+    try:
+        return quick_check(Path(path))
+    except ShardError as e:
+        raise RecipeError(f"data.{split}: {e}\n  (`synapt-fast verify {path}` runs every check)") from None
+
+
+def build_model_checked(r: Recipe, num_classes: int, frames_per_clip: int) -> tuple[nn.Module, str]:
+    """`build_model`, with an unknown model or an unreadable `model.init` as a recipe error."""
+    import pickle
+
+    from synapt_fast.models.weights import CheckpointMismatch
+
+    try:
+        return build_model(r, num_classes, frames_per_clip)
+    except KeyError as e:
+        raise RecipeError(f"model.name: {e.args[0] if e.args else e}") from None
+    except (CheckpointMismatch, OSError, EOFError, pickle.UnpicklingError, RuntimeError, ValueError) as e:
+        if not r.model.init:
+            raise
+        what = "is empty or cut short" if isinstance(e, EOFError) else f"cannot be loaded ({e})"
+        raise RecipeError(f"model.init: {r.model.init} {what}") from None
+
+
 def decode_for(requested: str, device: torch.device) -> str:
     """The loader's decode device: "auto" follows the trainer's device, not DALI's GPU count (a
     CPU build of torch on a GPU machine must get CPU tensors)."""
@@ -111,14 +140,24 @@ def build_trainer(r: Recipe, env: Dist, *, resume: bool) -> Trainer:
         torch.use_deterministic_algorithms(True)
     torch.manual_seed(r.seed)  # the same initial weights on every rank
 
-    train_m, val_m = Manifest.load(Path(r.data.train)), Manifest.load(Path(r.data.val))
+    train_m, val_m = checked_split(r, "train"), checked_split(r, "val")
     if list(train_m.class_names) != list(val_m.class_names):
         raise RecipeError(f"data.val: its classes differ from data.train's ({r.data.val} vs {r.data.train})")
     class_names = list(train_m.class_names)
+    if val_m.num_samples < env.world_size:
+        raise RecipeError(f"data.val: {r.data.val} has {val_m.num_samples} clip(s), fewer than the "
+                          f"{env.world_size} processes; every process needs at least one to evaluate")
 
     sampling = build_sampling(r)
-    model, load_summary = build_model(r, len(class_names), sampling.frames_per_clip())
+    model, load_summary = build_model_checked(r, len(class_names), sampling.frames_per_clip())
     layout = model.input_layout
+    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
+    steps_per_epoch = max(steps_per_rank(train_m.num_samples, env.world_size, r.data.batch_size, 0,
+                                         skip_single=has_batchnorm))
+    if steps_per_epoch == 0:
+        raise RecipeError(f"data.train: {r.data.train} has {train_m.num_samples} clip(s): with "
+                          f"{env.world_size} process(es) no batch of two or more clips is left to train "
+                          f"{r.model.name} on (BatchNorm cannot train on one clip)")
     train_loader, val_loader = build_loaders(r, env, sampling, layout)
     memory_format = None
     if r.model.channels_last:
@@ -130,9 +169,6 @@ def build_trainer(r: Recipe, env: Dist, *, resume: bool) -> Trainer:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=r.optim.lr, momentum=r.optim.momentum,
                                 weight_decay=r.optim.weight_decay, nesterov=r.optim.nesterov)
-    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
-    steps_per_epoch = max(steps_per_rank(train_m.num_samples, env.world_size, r.data.batch_size, 0,
-                                         skip_single=has_batchnorm))
     schedule = CosineSchedule(optimizer, lr=r.optim.lr, min_lr=r.optim.min_lr,
                               warmup_steps=round(r.optim.warmup_epochs * steps_per_epoch),
                               total_steps=steps_per_epoch * r.optim.epochs)

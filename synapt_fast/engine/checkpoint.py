@@ -27,15 +27,35 @@ BEST = "model_best.pth.tar"
 FORMAT = "synapt-fast-checkpoint"
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be written or read; the message names the file."""
+
+
 def save_atomic(obj: dict, path: str | os.PathLike) -> None:
-    """`torch.save` that replaces `path` whole and durably (a resume trusts it after a crash)."""
-    with atomic_file(Path(path), durable=True) as f:
-        torch.save(obj, f)
+    """`torch.save` that replaces `path` whole and durably (a resume trusts it after a crash).
+
+    A failed write (a full disk shows up as torch's opaque "unexpected pos") leaves the previous
+    file in place and raises `CheckpointError` naming the path.
+    """
+    try:
+        with atomic_file(Path(path), durable=True) as f:
+            torch.save(obj, f)
+    except (OSError, RuntimeError) as e:
+        raise CheckpointError(f"could not write {path} ({e}); is its disk full? The previous checkpoint is "
+                              f"unchanged: free space, then continue with --resume") from e
 
 
-def load(path: str | os.PathLike) -> dict:
-    """A checkpoint as data (`weights_only=True`: loading never runs code from the file)."""
-    return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+def load(path: str | os.PathLike, *, mmap: bool = False) -> dict:
+    """A checkpoint as data (`weights_only=True`: loading never runs code from the file);
+    `mmap` reads tensors only when touched (for reading a checkpoint's bookkeeping)."""
+    import pickle
+
+    try:
+        return torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=mmap)
+    except EOFError:
+        raise CheckpointError(f"{path} is empty or cut short") from None
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as e:
+        raise CheckpointError(f"{path} cannot be read ({e})") from None
 
 
 def rng_state() -> dict:

@@ -3,8 +3,9 @@
     torchrun --nproc_per_node 8 -m synapt_fast.train --recipe recipes/<name>.toml [key=value ...] [--resume]
     python -m synapt_fast.train --recipe recipes/<name>.toml          # one process, same code
 
-Exit codes: 0 done, 2 a recipe or usage error, 3 non-finite loss, 143 stopped by SIGTERM after
-saving a checkpoint (continue with `--resume`).
+Exit codes: 0 done, 2 a recipe or usage error (the message names the key or file), 3 non-finite
+loss, 4 a checkpoint, run file or shard the run cannot write or read (named), 143 stopped by SIGTERM
+after saving a checkpoint (continue with `--resume`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import sys
 import torch.distributed as dist
 
 from .distributed import set_cpu_threads, setup_distributed
+from .checkpoint import CheckpointError
 from .guard import NonFiniteLoss
 from .recipe import RecipeError, load_recipe
-from .trainer import STOP_EXIT_CODE
+from .trainer import STOP_EXIT_CODE, DataError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (CheckpointError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 4
     except NonFiniteLoss as e:
         if env.main:
             print(f"error: {e}", file=sys.stderr)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from synapt_fast.atomic import write_atomic
+
 
 def peak_memory_mib(device: torch.device) -> float:
     """Peak GPU memory allocated by torch, or this process's peak resident set on a CPU."""
@@ -35,9 +37,20 @@ class MetricsLog:
         """Drop records written after `step` (they belong to the part of the run being redone)."""
         if self.path is None or not self.path.exists():
             return
-        keep = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(line + "\n" for line in keep))
+        lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+        keep = []
+        for n, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if n == len(lines):
+                    break  # the last line, cut by a kill mid-write: its step is redone anyway
+                from .checkpoint import CheckpointError
+
+                raise CheckpointError(f"{self.path}:{n}: not a JSON record; fix or remove the line to resume") from None
+            if record.get("step", 0) <= step:
+                keep.append(line)
+        write_atomic(self.path, "".join(line + "\n" for line in keep), durable=False)
 
     def write(self, kind: str, **record) -> None:
         if self.path is None:

@@ -32,7 +32,32 @@ class RunDir:
                               f"continue it, or choose another output.name")
         if self.main:
             self.path.mkdir(parents=True, exist_ok=True)
-        return ckpt.load(self.last) if resume and self.last.exists() else None
+        if not (resume and self.last.exists()):
+            return None
+        state = ckpt.load(self.last)
+        self._reconcile_best(state)
+        return state
+
+    def _reconcile_best(self, state: dict) -> None:
+        """The best checkpoint must hold the epoch the last one names as best.
+
+        `save` writes the last checkpoint, then the best: a process killed between the two leaves
+        a best file from an older epoch. Then the last checkpoint is the best epoch's own state
+        (saved at that epoch's end), so it is copied; any other disagreement is an error, since
+        a wrong best file would silently seed every downstream fine-tuning.
+        """
+        if state["best_epoch"] < 0 or not self.main:
+            return
+        best = self.path / ckpt.BEST
+        held = ckpt.load(best, mmap=True)["best_epoch"] if best.exists() else None
+        if held == state["best_epoch"]:
+            return
+        if state["epoch"] == state["best_epoch"] + 1 and state["batch"] == 0:
+            ckpt.save_atomic(state, best)
+            return
+        raise RecipeError(f"output.name: {best} holds the best of epoch {None if held is None else held + 1}, but "
+                          f"{self.last} names epoch {state['best_epoch'] + 1} as best; the run folder was "
+                          f"changed by hand. Restore the matching files or start a new output.name")
 
     def start(self, recipe: Recipe, *, resumed_step: int | None) -> None:
         """Drop metrics past the resumed step (or all of them for a new run); save the recipe."""

@@ -42,8 +42,20 @@ from .schedule import steps_per_rank
 from .step_meter import StepMeter, Window
 
 STOP_EXIT_CODE = 143  # 128 + SIGTERM: the run was stopped and saved; resume it with --resume
-# Recipe keys a resumed run may change: they affect speed and logging, never the result.
-RESUMABLE_CHANGES = ("output.checkpoint_minutes", "output.log_every", "data.workers", "data.prefetch")
+# Recipe keys a resumed run may change: where the run folder lives (moved runs resume), speed and
+# logging; never the result.
+RESUMABLE_CHANGES = ("output.dir", "output.checkpoint_minutes", "output.log_every", "data.workers", "data.prefetch")
+
+
+class DataError(RuntimeError):
+    """The loader failed on the shards (most often a clip that does not decode)."""
+
+
+def loader_failure(key: str, split_dir, epoch: int, batch: int, error: Exception) -> DataError:
+    return DataError(f"{key}: the loader failed on {split_dir} in epoch {epoch + 1} near batch {batch + 1}: "
+                     f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}\n"
+                     f"  a clip that passes the size checks may still not decode: "
+                     f"`synapt-fast verify --decode {split_dir}` finds every bad clip")
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
@@ -205,9 +217,13 @@ class Trainer:
     def _device_batches(self, it):
         """(video, label, seconds waited for the loader) on this rank's device; `None` video for a
         batch of one clip when the model has BatchNorm."""
+        epoch = self.epoch
         while True:
             t0 = time.perf_counter()
-            batch = next(it, None)
+            try:
+                batch = next(it, None)
+            except RuntimeError as e:  # DALI's decoder errors name neither shard nor sample
+                raise loader_failure("data.train", self.r.data.train, epoch, self.batch, e) from e
             if batch is None:
                 return
             if len(batch.label) == 1 and self.has_batchnorm:
@@ -284,8 +300,14 @@ class Trainer:
     def evaluate(self):
         from .evaluate import evaluate
 
-        return evaluate(self.model, self.val_loader.iterate(0), num_classes=self.num_classes, device=self.env.device,
-                        autocast_dtype=self.amp_dtype, channels_last=self.memory_format is torch.channels_last_3d)
+        try:
+            return evaluate(self.model, self.val_loader.iterate(0), num_classes=self.num_classes,
+                            device=self.env.device, autocast_dtype=self.amp_dtype,
+                            channels_last=self.memory_format is torch.channels_last_3d)
+        except RuntimeError as e:
+            if isinstance(e, DataError) or "decod" not in str(e).lower():
+                raise
+            raise loader_failure("data.val", self.r.data.val, self.epoch - 1, 0, e) from e
 
     def fit(self) -> dict:
         from .metrics import ProgressDisplay

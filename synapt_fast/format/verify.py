@@ -77,6 +77,20 @@ def _check_index(split_dir: Path, shard, video_ext: str, problems: list[str]) ->
     return index
 
 
+def _total_problems(split_dir: Path, manifest: Manifest) -> list[str]:
+    """The manifest's totals against its own shard list: the trainer sizes its epochs and
+    schedule from `num_samples`, so an edited total must not get past the loaders."""
+    problems = []
+    in_shards = sum(s.samples for s in manifest.shards)
+    if in_shards != manifest.num_samples:
+        problems.append(f"{split_dir / MANIFEST}: num_samples is {manifest.num_samples}, its shards hold {in_shards}")
+    per_class = sum(manifest.class_counts.values())
+    if per_class != manifest.num_samples:
+        problems.append(f"{split_dir / MANIFEST}: class_counts add up to {per_class}, num_samples is "
+                        f"{manifest.num_samples}")
+    return problems
+
+
 def quick_check(split_dir: Path) -> Manifest:
     """Manifest, file sizes and index bounds; raises ShardError naming every problem found."""
     split_dir = Path(split_dir)
@@ -93,6 +107,7 @@ def quick_check(split_dir: Path) -> Manifest:
             problems.append(problem)
             continue
         _check_index(split_dir, shard, manifest.video_ext, problems)
+    problems += _total_problems(split_dir, manifest)
     if problems:
         raise ShardError("refusing to load shards:\n  " + "\n  ".join(problems))
     return manifest
@@ -144,8 +159,8 @@ def verify_split(split_dir: Path, decode: bool = False) -> tuple[Manifest | None
             problems.append(f"{tar}: unreadable tar ({e})")
             continue
         total += shard.samples
-    if total != manifest.num_samples and not problems:
-        problems.append(f"{split_dir}: shards hold {total} samples, manifest says {manifest.num_samples}")
+    if not problems:
+        problems += _total_problems(split_dir, manifest)
     if decode and not problems and labels_ok:
         problems += decode_check(split_dir, manifest)
     return manifest, problems
