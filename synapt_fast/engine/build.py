@@ -117,6 +117,18 @@ def pretrained_on(r: Recipe) -> str:
     return Path(r.model.init).stem
 
 
+def cached_probe(r: Recipe, env: Dist, model: nn.Module, train_loader, val_loader, memory_format):
+    """Feature loaders over the video loaders and the head-only module a cached probe trains."""
+    from .probe_cache import CachedFeatures, HeadOnly, cache_key
+    from .trainer import autocast_dtype
+
+    cache = Path(r.output.dir) / "feature_cache" / cache_key(r, env.world_size)
+    common = dict(rank=env.rank, device=env.device, autocast_dtype=autocast_dtype(r.precision),
+                  memory_format=memory_format)
+    return (CachedFeatures(train_loader, model, cache, name="train", **common),
+            CachedFeatures(val_loader, model, cache, name="val", **common), HeadOnly(model))
+
+
 def wrap_ddp(model: nn.Module, env: Dist) -> nn.Module | None:
     if env.world_size == 1:
         return None
@@ -165,7 +177,11 @@ def build_trainer(r: Recipe, env: Dist, *, resume: bool) -> Trainer:
     model = model.to(env.device)
     if memory_format is not None:
         model = model.to(memory_format=memory_format)
-    ddp = wrap_ddp(model, env)
+    net = model
+    if r.model.mode == "linear_probe" and r.model.probe == "cached":
+        train_loader, val_loader, net = cached_probe(r, env, model, train_loader, val_loader, memory_format)
+        memory_format = None  # the trainer now sees feature vectors, not clips
+    ddp = wrap_ddp(net, env)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=r.optim.lr, momentum=r.optim.momentum,
                                 weight_decay=r.optim.weight_decay, nesterov=r.optim.nesterov)
@@ -179,7 +195,7 @@ def build_trainer(r: Recipe, env: Dist, *, resume: bool) -> Trainer:
         train_loader=train_loader, val_loader=val_loader, run_dir=RunDir(r.run_dir(), main=env.main),
         class_names=class_names, dataset=train_m.set, val_set=val_m.set, num_train=train_m.num_samples,
         frames_per_clip=sampling.frames_per_clip(), memory_format=memory_format, has_batchnorm=has_batchnorm,
-        steps_per_epoch=steps_per_epoch, load_summary=load_summary, pretrained_on=pretrained_on(r))
+        steps_per_epoch=steps_per_epoch, load_summary=load_summary, pretrained_on=pretrained_on(r), net=net)
     state = trainer.run_dir.checkpoint_to_resume(resume)
     if state is not None:
         trainer.restore(state)

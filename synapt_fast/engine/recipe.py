@@ -62,6 +62,10 @@ class Model:
     pretrained_on: str = ""  # label of the pre-training source in result.json ("" : inferred)
     dropout: float = 0.5  # before the classifier (the paper's setting)
     channels_last: bool = False  # channels-last memory format (helps some 3D CNNs)
+    # linear_probe only: "cached" runs the frozen backbone once per epoch's clips and caches the
+    # features under <output.dir>/feature_cache/, shared by every run (sweep cell) with the same
+    # backbone, data and views; "online" recomputes them in every run.
+    probe: str = "online"
 
 
 @dataclass
@@ -122,6 +126,7 @@ CHOICES = {
     "data.decode": ("auto", "cpu", "gpu"),
     "model.mode": TRAINING_MODES,
     "model.init_format": ("checkpoint", "imagenet"),
+    "model.probe": ("online", "cached"),
     "eval.crops": (1, 3, 10),
     "precision": PRECISIONS,
 }

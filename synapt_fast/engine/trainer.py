@@ -66,8 +66,10 @@ class Trainer:
     def __init__(self, r: Recipe, env: Dist, *, model: nn.Module, ddp: nn.Module | None, optimizer, schedule,
                  scaler, train_loader, val_loader, run_dir: RunDir, class_names: list[str], dataset: str,
                  val_set: str, num_train: int, frames_per_clip: int, memory_format, has_batchnorm: bool,
-                 steps_per_epoch: int, load_summary: str, pretrained_on: str):
+                 steps_per_epoch: int, load_summary: str, pretrained_on: str, net: nn.Module | None = None):
         self.r, self.env = r, env
+        # What a step runs: the model, or only its head when a cached probe feeds features.
+        self.net = net if net is not None else model
         self.model, self.ddp, self.optimizer, self.schedule, self.scaler = model, ddp, optimizer, schedule, scaler
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.train_loader, self.val_loader, self.run_dir = train_loader, val_loader, run_dir
@@ -124,7 +126,7 @@ class Trainer:
 
     # --- one step ---------------------------------------------------------------------------
     def forward_backward(self, video: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        net = self.ddp or self.model
+        net = self.ddp or self.net
         amp = torch.autocast(self.env.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         with amp:
             logits = net(video)
@@ -153,7 +155,7 @@ class Trainer:
     # --- epochs -----------------------------------------------------------------------------
     def train_epoch(self, epoch: int, start_batch: int, display) -> dict:
         r, env = self.r, self.env
-        (self.ddp or self.model).train()
+        (self.ddp or self.net).train()
         batches = steps_per_rank(self.num_train, env.world_size, r.data.batch_size, epoch)[env.rank]
         display.start_epoch(epoch, r.optim.epochs, batches, start_batch)
         guard = NonFiniteGuard(env.device, limit=25 if self.scaler else 1)
@@ -301,7 +303,7 @@ class Trainer:
         from .evaluate import evaluate
 
         try:
-            return evaluate(self.model, self.val_loader.iterate(0), num_classes=self.num_classes,
+            return evaluate(self.net, self.val_loader.iterate(0), num_classes=self.num_classes,
                             device=self.env.device, autocast_dtype=self.amp_dtype,
                             channels_last=self.memory_format is torch.channels_last_3d)
         except RuntimeError as e:
