@@ -16,17 +16,14 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from synapt_fast.synth.motions import pretrain_class_names  # noqa: E402
-from synapt_fast.synth.render import render_clip  # noqa: E402
+from synapt_fast.synth.motions import pretrain_class_names
+from synapt_fast.synth.render import render_clip
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FRAMES, SIZE = 32, 112

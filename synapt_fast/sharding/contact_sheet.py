@@ -1,14 +1,20 @@
-"""Contact sheets: a few frames of several clips tiled into one image, and a dependency-free
-PNG writer to save it (zlib + the PNG chunk format; no Pillow needed)."""
+"""Contact sheets: a few frames of several clips tiled into one image, the first clips of a shard
+split to tile, and a dependency-free PNG writer to save it (zlib + the PNG chunk format; no Pillow
+needed)."""
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from synapt_fast.format.manifest import Manifest
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -85,3 +91,19 @@ def contact_sheet(clips: Sequence[np.ndarray], labels: Sequence[str] | None = No
             sheet[y:y + h, x:x + w] = clip[t]
         y += h + gap
     return sheet
+
+
+def first_clips(split_dir: Path, manifest: Manifest, count: int) -> tuple[list[np.ndarray], list[str]]:
+    """The first `count` clips of a shard split in shard order, each decoded whole to uint8
+    (T, H, W, 3), and their class names: what `synapt-fast inspect --contact-sheet` tiles."""
+    import webdataset as wds
+
+    from .transcode import decode_all  # PyAV: imported only when clips are decoded
+
+    frames, labels = [], []
+    for sample in wds.WebDataset([str(Path(split_dir) / s.tar) for s in manifest.shards], shardshuffle=False):
+        frames.append(decode_all(sample[manifest.video_ext]))
+        labels.append(json.loads(sample["meta.json"])["class_name"])
+        if len(frames) >= count:
+            break
+    return frames, labels

@@ -326,3 +326,16 @@ def read_bias_ranking(path: Path, rank_by: str = "train_cv") -> dict[str, float]
     if missing:
         raise SubsetError(f"{path}: no {rank_by} accuracy for classes {', '.join(missing[:10])} (no samples)")
     return {c: float(v) for c, v in acc.items()}
+
+
+def bias_window_splits(bias_json: Path, out: Path, *, rank_by: str, k: int, count: int, per_class: int | None,
+                       set_name: str | None = None, split: str | None = None) -> list[tuple[Path, dict]]:
+    """The bias-ranked windows of `synapt-fast subset --bias-ranked`, planned: per window, its split
+    folder and the `info` its subset.json records (the window's `classes` among it). `out` is
+    <root>/<set>/<split>; window i goes to <root>/<set>_w<i:02d>/<split>, where `set_name` and
+    `split` replace the names taken from `out`."""
+    windows = bias_windows(read_bias_ranking(bias_json, rank_by), k, count)
+    stem = set_name or out.parent.name
+    return [(out.parent.parent / f"{stem}_w{w['window']:02d}" / (split or out.name),
+             dict(per_class=per_class, bias_ranked=str(bias_json), rank_by=rank_by, k=k, count=count, **w))
+            for w in windows]

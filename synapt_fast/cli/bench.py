@@ -1,0 +1,164 @@
+"""`bench ...`: the throughput benchmarks of `benchmarks/`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+import typer
+
+from synapt_fast.cli.errors import fail
+
+
+app = typer.Typer(help="Throughput benchmarks; each writes JSON + markdown under benchmarks/results/.",
+                 no_args_is_help=True)
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"  # beside the package, in a source checkout
+
+
+@contextmanager
+def benchmark(name: str) -> Iterator[ModuleType]:
+    """benchmarks/<name>.py, imported as `python benchmarks/<name>.py` sees it, for the block.
+
+    The scripts there import each other by file name (`from benchio import ...`), as Python lets a
+    script do from its own folder. So for the block that folder leads the import path, as it
+    would for the script; afterwards neither the path nor the module table keeps anything of it.
+    """
+    path = BENCHMARKS / f"{name}.py"
+    if not path.is_file():
+        raise fail(f"{path} not found: benchmarks run from a source checkout")
+    folder = str(BENCHMARKS)
+    sys.path.insert(0, folder)
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)
+        for key, module in list(sys.modules.items()):
+            if Path(getattr(module, "__file__", None) or "/").parent == BENCHMARKS:
+                del sys.modules[key]
+
+
+@app.command("shard")
+def bench_shard(
+    clips: int = typer.Option(200, help="Reference clips (3 s, 320x240, H.264)."),
+    repeats: int = typer.Option(3, help="Timed repeats per contender (median reported)."),
+    quick: bool = typer.Option(False, help="6 clips, 1 repeat: a seconds-long smoke run."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where shard.{json,md} go (default: benchmarks/results)."),
+):
+    """Sharding clips/s against the ffmpeg CLI doing the same transcode -> benchmarks/results/shard.*"""
+    with benchmark("bench_shard") as bench:
+        bench.run(clips=clips, repeats=repeats, quick=quick, out_dir=out_dir or bench.RESULTS)
+
+
+@app.command("loader")
+def bench_loader(
+    clips: int = typer.Option(240, help="Clips in the benchmark split (3 s, 320x240 -> VP9 short side 128)."),
+    repeats: int = typer.Option(3, help="Timed epochs per contender and mode (median reported)."),
+    batch_size: int = typer.Option(8, help="Clips per batch."),
+    workers: int = typer.Option(2, help="DALI threads / DataLoader worker processes."),
+    quick: bool = typer.Option(False, help="12 clips, one mode, one repeat: a seconds-long smoke run."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where loader.{json,md} go (default: benchmarks/results)."),
+):
+    """DALI loader vs the DataLoader + PyAV reference vs a decode-only ceiling, per sampling mode."""
+    with benchmark("bench_loader") as bench:
+        bench.run(clips=clips, repeats=repeats, batch_size=batch_size, workers=workers, quick=quick,
+                  out_dir=out_dir or bench.RESULTS)
+
+
+@app.command("gop")
+def bench_gop(
+    clips: int = typer.Option(160, help="Clips per split (one split per video length and GOP)."),
+    repeats: int = typer.Option(3, help="Timed epochs per split and mode (median reported)."),
+    quick: bool = typer.Option(False, help="3 s videos, GOP 8 and 32, 12 clips, 1 repeat: seconds (CI)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where gop.{json,md,png} go (default: benchmarks/results)."),
+) -> None:
+    """The DALI loader and shard size per GOP and video length, and the keyframe cut's gain -> results/gop.*"""
+    with benchmark("bench_gop") as bench:
+        bench.run(clips=clips, repeats=repeats, quick=quick, out_dir=out_dir or bench.RESULTS)
+
+
+@app.command("model")
+def bench_model(
+    quick: bool = typer.Option(False, help="Tiny models, fp32 + bf16 only: a few seconds."),
+    model: list[str] = typer.Option(None, help="Registered model name (repeatable); default: 4 tiny + 4 full."),
+    compile_model: list[str] = typer.Option(None, "--compile", help="Also try torch.compile on this model "
+                                            "(repeatable); default: the tiny models."),
+    repeats: int = typer.Option(5, help="Timed steps per variant (full-size models on CPU: 3)."),
+    threads: int = typer.Option(None, help="torch intra-op threads (CPU default: 1)."),
+    out_dir: str = typer.Option(None, help="Where model.json/model.md go (default: benchmarks/results)."),
+) -> None:
+    """Forward+backward clips/s per model and precision -> benchmarks/results/model.{json,md}."""
+    with benchmark("bench_model") as bench:
+        bench.run(quick=quick, models=model or None, compile_models=compile_model or None, repeats=repeats,
+                  threads=threads, out_dir=Path(out_dir) if out_dir else bench.RESULTS)
+
+
+@app.command("train")
+def bench_train(
+    quick: bool = typer.Option(False, help="2 tiny models, 1 repeat, a few steps: seconds."),
+    model: list[str] = typer.Option(None, help="Tiny model name (repeatable); default: the 4 tiny models."),
+    repeats: int = typer.Option(15, help="Repeats, each timing both contenders back to back (median reported)."),
+    steps: int = typer.Option(30, help="Steps per timed repeat."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where train.{json,md} go (default: benchmarks/results)."),
+) -> None:
+    """Trainer overhead against a bare loop on a replayed batch, and data-wait share -> benchmarks/results/train.*"""
+    with benchmark("bench_train") as bench:
+        bench.run(quick=quick, models=model or None, repeats=repeats, steps=steps, out_dir=out_dir or bench.RESULTS)
+
+
+@app.command("shapes")
+def bench_shapes(
+    quick: bool = typer.Option(False, help="Tiny models at the recipes' frame counts, 1 round: seconds (CI)."),
+    model: list[str] = typer.Option(None, help="Full-size model name (repeatable); default: every model a recipe uses."),
+    repeats: int = typer.Option(2, help="Timed rounds (each runs every shape once, order alternating)."),
+    batch: int = typer.Option(2, help="Training batch (clips)."),
+    threads: Optional[int] = typer.Option(None, help="torch intra-op threads (CPU default: 1)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where shapes.{json,md,png} go (default: benchmarks/results)."),
+) -> None:
+    """Every model x every dataset at the recipes' shapes: train, linear-probe and eval throughput."""
+    with benchmark("bench_shapes") as bench:
+        try:
+            bench.run(quick=quick, models=model or None, repeats=repeats, batch=batch, threads=threads,
+                      out_dir=out_dir or bench.RESULTS)
+        except (ValueError, SystemExit) as exc:
+            raise fail(str(exc)) from None
+
+
+@app.command("all")
+def bench_all(
+    quick: bool = typer.Option(False, help="Every benchmark's quick mode: about a minute (CI)."),
+    only: list[str] = typer.Option(None, help="Run only this benchmark (repeatable): shard, loader, gop, "
+                                   "model, train, shapes."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where every result and summary.{json,md} go "
+                                           "(default: benchmarks/results)."),
+    index_only: bool = typer.Option(False, help="Run nothing: rebuild summary.* from the records already there."),
+) -> None:
+    """The whole suite in sequence, then summary.{json,md}: headline figures and the machine."""
+    with benchmark("bench_all") as bench:
+        unknown = sorted(set(only or []) - set(bench.ORDER))
+        if unknown:
+            raise fail(f"unknown benchmark(s) {unknown}; choose from {list(bench.ORDER)}")
+        bench.run(quick=quick, only=only or None, out_dir=out_dir or bench.RESULTS, index_only=index_only)
+
+
+@app.command("gpu")
+def bench_gpu(
+    plan: bool = typer.Option(False, "--plan", help="Print what the suite would run, as JSON, and exit."),
+    clips: int = typer.Option(96, help="Clips per generated shard split."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where gpu.{json,md,png} go (default: benchmarks/results)."),
+) -> None:
+    """NVDEC per codec, the DALI GPU loader, bf16 training and data wait: a GPU machine, < 10 minutes."""
+    import json
+
+    with benchmark("bench_gpu") as bench:
+        if plan:
+            typer.echo(json.dumps(bench.plan(clips=clips), indent=1))
+            return
+        if reason := bench.gpu_unavailable():
+            raise fail(f"bench gpu needs a CUDA GPU with DALI's GPU backend: {reason}")
+        bench.run(out_dir=out_dir or bench.RESULTS, clips=clips)
