@@ -21,11 +21,14 @@ from typing import BinaryIO
 PARTIAL = ".partial"
 
 
-def partial_path(path: Path) -> Path:
-    """Where `path` is written before it is renamed into place (the suffix stays last, so tools
-    that pick a format from it, such as matplotlib and numpy, still see it)."""
+def partial_path(path: Path, *, keep_suffix: bool = False) -> Path:
+    """Where `path` is written before it is renamed into place: `<name>.partial`, which no glob
+    for the final files (`*.tar`, `*.json`) matches. `keep_suffix` gives `<stem>.partial<suffix>`
+    instead, for writers that pick a format from the suffix (matplotlib, numpy)."""
     path = Path(path)
-    return path.with_name(path.stem + PARTIAL + path.suffix) if path.suffix else path.with_name(path.name + PARTIAL)
+    if keep_suffix and path.suffix:
+        return path.with_name(path.stem + PARTIAL + path.suffix)
+    return path.with_name(path.name + PARTIAL)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -76,7 +79,7 @@ def save_atomic_with(path: Path, save: Callable[[Path], object], *, durable: boo
     """Replace `path` with what `save(tmp_path)` writes, for writers that want a path of their own
     (`savefig`, `np.savez`)."""
     path = Path(path)
-    tmp = partial_path(path)
+    tmp = partial_path(path, keep_suffix=True)
     try:
         save(tmp)
         commit(tmp, path, durable=durable)

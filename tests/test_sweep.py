@@ -112,7 +112,7 @@ def test_real_sweep_records_failures_skips_finished_and_resumes(tiny_set, tmp_pa
             "model.name=tsn_tiny,no_such_model,tsn_tiny_tpool_max"]
     proc = run_cli(*args, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "1 cell(s) failed: nameno_such_model (exit 1" in proc.stderr
+    assert "1 cell(s) failed: nameno_such_model (exit 2" in proc.stderr  # a recipe error: model.name
     out = runs / DEMO.stem
     record = json.loads((out / "sweep.json").read_text())
     cells = {c["tag"]: c for c in record["cells"]}

@@ -180,8 +180,17 @@ def test_killed_run_resumes_to_the_same_weights(how, tiny_sets, reference_run, t
     ref_res = json.loads((reference_run / "result.json").read_text())
     res = json.loads((run_dir / "result.json").read_text())
     assert (res["top1"], res["steps"]) == (ref_res["top1"], ref_res["steps"])
-    # The resumed run's log reads like the uninterrupted one: every step once.
+    # The resumed run's logs read like the uninterrupted one: every step once.
     assert [r["step"] for r in records(run_dir, "train")] == RANK0_STEPS
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows if r["kind"] == "train"] == RANK0_STEPS
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == RANK0_STEPS
 
 
 def test_existing_run_needs_resume(tiny_sets, reference_run, tmp_path, capsys):

@@ -152,3 +152,34 @@ def test_unknown_model_and_unreadable_init_name_the_key(tiny_sets, tmp_path, cap
     empty.write_bytes(b"")
     assert run_inprocess(recipe_file(tmp_path, tiny_sets, "e", model__init=str(empty))) == 2
     assert f"model.init: {empty}" in capsys.readouterr().err
+
+
+def test_logs_people_already_read(finished_run):
+    """metrics.csv and TensorBoard events hold what metrics.jsonl holds (a resumed run's: see
+    test_train.test_killed_run_resumes_to_the_same_weights)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = finished_run / "runs" / "done"
+    jsonl = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    import csv
+
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["kind"] for r in rows] == [r["kind"] for r in jsonl]
+    assert [float(r["loss"]) for r in rows if r["kind"] == "train"] == [r["loss"] for r in jsonl
+                                                                          if r["kind"] == "train"]
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/lr", "train/clips_per_s", "train/data_wait", "eval/top1", "eval/top5",
+            "epoch/peak_mem_mib"} <= set(events.Tags()["scalars"])
+    losses = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert losses == [(r["step"], pytest.approx(r["loss"], rel=1e-6)) for r in jsonl if r["kind"] == "train"]
+    assert [e.value for e in events.Scalars("eval/top1")] == pytest.approx([r["top1"] for r in jsonl
+                                                                            if r["kind"] == "eval"])
+
+
+def test_progress_lines_without_a_terminal(tiny_sets, tmp_path, capfd):
+    assert run_inprocess(recipe_file(tmp_path, tiny_sets, "lines", optim__epochs=1, output__log_every=2)) == 0
+    out = capfd.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("epoch 1/1 step ")]
+    assert [line.split()[3] for line in lines] == ["2/7:", "4/7:", "6/7:"]  # 21 clips, batch 3, 1 process
+    assert all("clips/s" in line and "ETA" in line for line in lines)

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synapt_fast.atomic import save_atomic_with, write_atomic
+from synapt_fast.atomic import write_atomic
 
 PAPER_DATASETS = ("ucf101", "hmdb51", "mini_ssv2", "diving48", "ikea_fa", "uav_human")
 DATASET_TITLES = {"ucf101": "UCF101", "hmdb51": "HMDB51", "mini_ssv2": "Mini-SSV2", "diving48": "Diving48",
@@ -357,89 +357,10 @@ def build(root: Path, exclude: Path | None = None, shapes: Path | None = None) -
             report.tables.append(throughput_table(record, str(shapes)))
         elif record is not None:
             skipped.append(f"{shapes}: no 'throughput' (not a `synapt-fast bench shapes` record)")
-    _figure_points(report)
+    from .figures import figure_points
+
+    figure_points(report)
     return report
-
-
-# --- figures ------------------------------------------------------------------------------------
-
-def _figure_points(report: Report) -> None:
-    runs, sources = report.runs, main_sources(report.runs)
-    fig2 = []
-    for d, rec in report.bias.items():
-        lp = {(r.model, r.source.family): r for r in runs
-              if r.dataset == d and r.mode == "linear_probe" and sources.get(r.source.family) == r.source}
-        for model in sorted({m for m, _ in lp}):
-            real = next((lp[(model, f)] for f in REAL_FAMILIES if (model, f) in lp), None)
-            syn = lp.get((model, "Synthetic"))
-            if real and syn and syn.top1 > 0 and isinstance(rec["B"], (int, float)):
-                fig2.append({"dataset": d, "model": model, "B": rec["B"], "ratio": real.top1 / syn.top1,
-                             "real": real.source.family})
-    report.figures["fig2.png"] = sorted(fig2, key=lambda p: (p["model"], p["B"], p["dataset"]))
-    ft_lp = [r for r in runs if r.mode in ("finetune", "linear_probe") and r.model_family != "timesformer"
-             and r.frames != 16 and r.source.family in FAMILY_ORDER]
-    report.figures["fig3.png"] = sorted(
-        ({"dataset": r.dataset, "model": r.model, "family": r.source.family, "mode": MODE_TITLES[r.mode],
-          "x": r.source.classes, "top1": r.top1} for r in ft_lp if r.source.classes and r.source.samples is None),
-        key=lambda p: (p["dataset"], p["model"], p["family"], p["mode"], p["x"]))
-    report.figures["fig4.png"] = sorted(
-        ({"dataset": r.dataset, "model": r.model, "family": r.source.family, "mode": MODE_TITLES[r.mode],
-          "x": r.source.samples, "top1": r.top1} for r in ft_lp if r.source.samples),
-        key=lambda p: (p["dataset"], p["model"], p["family"], p["mode"], p["x"]))
-
-
-def _has_matplotlib() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("matplotlib") is not None
-
-
-def _plot(name: str, points: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if name == "fig2.png":
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for model in sorted({p["model"] for p in points}):
-            ps = [p for p in points if p["model"] == model]
-            ax.plot([p["B"] for p in ps], [p["ratio"] for p in ps], "o-", label=model)
-            for p in ps:
-                ax.annotate(_title(p["dataset"]), (p["B"], p["ratio"]), fontsize=7)
-        ax.set_xlabel("representation bias B of the downstream set")
-        ax.set_ylabel("LP top-1: real / synthetic pre-training")
-        ax.legend(fontsize=7)
-    else:
-        # a panel needs a curve: datasets with runs at one class count (or sample count) only are left out
-        datasets = [d for d in dataset_order({p["dataset"] for p in points})
-                    if len({p["x"] for p in points if p["dataset"] == d}) >= 2] \
-            or dataset_order({p["dataset"] for p in points})
-        fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets), 3), squeeze=False)
-        for ax, d in zip(axes[0], datasets):
-            series = sorted({(p["model"], p["family"], p["mode"]) for p in points if p["dataset"] == d})
-            for model, family, mode in series:
-                ps = [p for p in points if (p["dataset"], p["model"], p["family"], p["mode"]) == (d, model, family, mode)]
-                ax.plot([p["x"] for p in ps], [100 * p["top1"] for p in ps], "o" + ("-" if mode == "FT" else "--"),
-                        color="C0" if family == "Kinetics" else "C1" if family == "Synthetic" else "C2",
-                        label=f"{family} {mode}" + (f" ({model})" if len({s[0] for s in series}) > 1 else ""))
-            ax.set_title(_title(d))
-            ax.set_xlabel("pre-training classes" if name == "fig3.png" else "samples per class")
-            ax.set_ylabel("top-1 %")
-            ax.legend(fontsize=6)
-    fig.tight_layout()
-    save_atomic_with(path, lambda tmp: fig.savefig(tmp, dpi=100), durable=False)
-    plt.close(fig)
-
-
-FIGURE_TITLES = {
-    "fig2.png": ("Figure 2: representation bias vs transferability (LP top-1 ratio, real / synthetic)",
-                 "needs bias records and LP runs from both a real and a synthetic pre-training on those datasets"),
-    "fig3.png": ("Figure 3: top-1 vs number of pre-training classes",
-                 "needs FT/LP runs whose pre-training source names a class count (e.g. synthetic30)"),
-    "fig4.png": ("Figure 4: top-1 vs samples per class in pre-training",
-                 "needs FT/LP runs whose pre-training source names samples per class (e.g. kinetics150_s250)"),
-}
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -452,6 +373,8 @@ def _markdown_table(t: Table) -> str:
 
 def write(report: Report, out: Path) -> str:
     """report.md, one CSV per table and the figures into `out`; returns the markdown."""
+    from .figures import FIGURE_TITLES, has_matplotlib, plot_figure
+
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"# SynAPT report: {report.root}", "",
              f"{len(report.runs)} run(s) fill the tables; accuracy is each run's best validation top-1."]
@@ -469,10 +392,10 @@ def write(report: Report, out: Path) -> str:
         points = report.figures.get(name) or []
         parts += ["", f"## {title}", ""]
         # a curve needs two x values (Figure 2: two datasets with a bias); one point says nothing
-        if len({p.get("x", p.get("B")) for p in points}) >= 2 and not _has_matplotlib():
+        if len({p.get("x", p.get("B")) for p in points}) >= 2 and not has_matplotlib():
             parts.append("Not drawn: matplotlib is not installed (pip install 'synapt-fast[bench]').")
         elif len({p.get("x", p.get("B")) for p in points}) >= 2:
-            _plot(name, points, out / name)
+            plot_figure(name, points, out / name)
             parts.append(f"![{title}]({name})")
         else:
             (out / name).unlink(missing_ok=True)  # a figure from an earlier report no longer holds

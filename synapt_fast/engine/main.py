@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             return STOP_EXIT_CODE  # a peer stopped first and the collective failed: expected
         raise
     finally:
+        if trainer is not None:
+            trainer.run_dir.log.close()
         if dist.is_initialized():
             try:
                 dist.destroy_process_group()

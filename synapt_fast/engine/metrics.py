@@ -32,6 +32,7 @@ class MetricsLog:
 
     def __init__(self, path: Path | None):
         self.path = path
+        self.sinks: list = []  # also fed every record: log_sinks.CsvLog, log_sinks.TensorBoardLog
 
     def truncate_after(self, step: int) -> None:
         """Drop records written after `step` (they belong to the part of the run being redone)."""
@@ -58,6 +59,13 @@ class MetricsLog:
         record = {"kind": kind, "time": round(time.time(), 3), **record}
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        for sink in self.sinks:
+            sink.write(record)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            if hasattr(sink, "close"):
+                sink.close()
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -69,8 +77,8 @@ def _fmt_eta(seconds: float) -> str:
 class ProgressDisplay:
     """A rich progress bar per epoch on rank 0: step, loss, lr, clips/s, data-wait share, ETA.
 
-    Without a terminal, rich draws nothing until the end, so each epoch also ends with one
-    printed summary line (what a log file keeps).
+    Without a terminal (a cluster job's log) there is no bar: a plain progress line every
+    `log_every` steps, and each epoch ends with one summary line.
     """
 
     def __init__(self, enabled: bool, total_steps: int):
@@ -107,6 +115,12 @@ class ProgressDisplay:
 
     def update(self, completed: int, *, loss: float, lr: float, clips_per_s: float, wait: float,
                eta_s: float) -> None:
+        if self.enabled and not self.console.is_terminal and self.task is not None:
+            # A cluster log has no terminal: a plain line every log_every steps instead of a bar.
+            t = self.progress.tasks[self.progress.task_ids.index(self.task)]
+            self.console.print(f"{t.description} step {completed}/{t.total}: loss {loss:.4f}, lr {lr:.2e}, "
+                               f"{clips_per_s:.1f} clips/s, data wait {wait:.0%}, ETA {_fmt_eta(eta_s)}",
+                               highlight=False, soft_wrap=True)
         if self.progress and self.task is not None:
             self.progress.update(self.task, completed=completed, loss=f"{loss:.4f}", lr=f"{lr:.2e}",
                                  rate=f"{clips_per_s:.1f}", wait=f"{wait:.0%}", eta=_fmt_eta(eta_s))

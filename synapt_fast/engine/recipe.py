@@ -100,7 +100,9 @@ class Output:
     dir: str = "runs"  # runs root; the run folder is <dir>/<name>
     name: str = ""  # run name ("" : the recipe file's stem)
     checkpoint_minutes: float = 30.0  # also checkpoint mid-epoch this often (0: only at epoch ends)
-    log_every: int = 20  # steps between metrics.jsonl training records
+    log_every: int = 20  # steps between metrics.jsonl training records (and progress lines in a log)
+    csv: bool = True  # metrics.csv beside metrics.jsonl
+    tensorboard: bool = True  # TensorBoard event files in <run>/tensorboard/
 
 
 @dataclass

@@ -7,11 +7,13 @@ Only rank 0 writes here (ranks hold identical state, so one copy does); the othe
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from synapt_fast.atomic import write_atomic
 
 from . import checkpoint as ckpt
+from .log_sinks import CsvLog, TensorBoardLog
 from .metrics import MetricsLog
 from .recipe import Recipe, RecipeError, write_recipe
 
@@ -60,13 +62,23 @@ class RunDir:
                           f"changed by hand. Restore the matching files or start a new output.name")
 
     def start(self, recipe: Recipe, *, resumed_step: int | None) -> None:
-        """Drop metrics past the resumed step (or all of them for a new run); save the recipe."""
+        """Drop metrics past the resumed step (or all of them for a new run), open the CSV and
+        TensorBoard logs beside them; save the recipe."""
         if not self.main:
             return
+        jsonl = self.path / "metrics.jsonl"
         if resumed_step is not None:
             self.log.truncate_after(resumed_step)
         else:
-            (self.path / "metrics.jsonl").unlink(missing_ok=True)
+            jsonl.unlink(missing_ok=True)
+        if recipe.output.csv:
+            csv_log = CsvLog(self.path / "metrics.csv")
+            csv_log.rebuild(jsonl)
+            self.log.sinks.append(csv_log)
+        if recipe.output.tensorboard:
+            if resumed_step is None:
+                shutil.rmtree(self.path / "tensorboard", ignore_errors=True)
+            self.log.sinks.append(TensorBoardLog(self.path / "tensorboard", resumed_step=resumed_step))
         write_recipe(recipe, self.path / "recipe.toml")
 
     def save(self, state: dict, *, best: bool) -> None:

@@ -44,7 +44,8 @@ from .step_meter import StepMeter, Window
 STOP_EXIT_CODE = 143  # 128 + SIGTERM: the run was stopped and saved; resume it with --resume
 # Recipe keys a resumed run may change: where the run folder lives (moved runs resume), speed and
 # logging; never the result.
-RESUMABLE_CHANGES = ("output.dir", "output.checkpoint_minutes", "output.log_every", "data.workers", "data.prefetch")
+RESUMABLE_CHANGES = ("output.dir", "output.checkpoint_minutes", "output.log_every", "output.csv",
+                     "output.tensorboard", "data.workers", "data.prefetch")
 
 
 class DataError(RuntimeError):
