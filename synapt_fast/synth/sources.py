@@ -76,17 +76,26 @@ class SynthSource:
         return _context(self.seed, self.class_names, label, index, self.split, self.bias)
 
     def items(self) -> Iterator[SourceItem]:
-        for label, name in enumerate(self.class_names):
-            for index in range(self.clips_per_class):
-                context = self.context_of(label, index)
-                render = partial(render_frames, name, self.seed, self.stream, index, self.frames,
-                                 self.size, context, self.fps, self.variation)
-                meta = {"generator": "synapt_fast.synth", "seed": self.seed, "split": self.split,
-                        "index": index, "variation": self.variation}
-                if self.bias:
-                    meta.update(bias=self.bias, context=context)
-                yield SourceItem(id=f"{name}/{self.split}_{index:06d}", label=label,
-                                 class_name=name, render=render, meta=meta)
+        return _clip_items(self, self._meta)
+
+    def _meta(self, label: int, index: int, context: int | None) -> dict:
+        meta = {"generator": "synapt_fast.synth", "seed": self.seed, "split": self.split,
+                "index": index, "variation": self.variation}
+        if self.bias:
+            meta.update(bias=self.bias, context=context)
+        return meta
+
+
+def _clip_items(source, meta_of) -> Iterator[SourceItem]:
+    """Every clip of a synthetic source, rendered lazily; `meta_of(label, index, context)` gives
+    each clip's meta.json (its key order is part of the shard bytes)."""
+    for label, name in enumerate(source.class_names):
+        for index in range(source.clips_per_class):
+            context = source.context_of(label, index)
+            render = partial(render_frames, name, source.seed, source.stream, index, source.frames,
+                             source.size, context, source.fps, source.variation)
+            yield SourceItem(id=f"{name}/{source.split}_{index:06d}", label=label, class_name=name,
+                             render=render, meta=meta_of(label, index, context))
 
 
 def _context(seed: int, class_names: list[str], label: int, index: int, split: str, bias: float) -> int:
@@ -135,16 +144,9 @@ class DownstreamSource:
         return _context(self.seed, self.class_names, label, index, self.split, self.biases[label])
 
     def items(self) -> Iterator[SourceItem]:
-        for label, name in enumerate(self.class_names):
-            for index in range(self.clips_per_class):
-                context = self.context_of(label, index)
-                render = partial(render_frames, name, self.seed, self.stream, index, self.frames,
-                                 self.size, context, self.fps, self.variation)
-                meta = {"generator": "synapt_fast.synth", "seed": self.seed, "split": self.split,
-                        "index": index, "bias": self.biases[label], "context": context,
-                        "variation": self.variation}
-                yield SourceItem(id=f"{name}/{self.split}_{index:06d}", label=label,
-                                 class_name=name, render=render, meta=meta)
+        return _clip_items(self, lambda label, index, context: {
+            "generator": "synapt_fast.synth", "seed": self.seed, "split": self.split, "index": index,
+            "bias": self.biases[label], "context": context, "variation": self.variation})
 
 
 def bias_task_name(bias: float) -> str:

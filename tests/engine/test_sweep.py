@@ -14,7 +14,7 @@ from synapt_fast.engine import sweep
 from synapt_fast.engine.recipe import RecipeError, load_recipe
 from tests.conftest import run_cli
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 PRETRAIN = RECIPES / "tsn_r50_8x1_synthetic150_pretrain.toml"
 DOWNSTREAM = RECIPES / "tsn_r50_8x1_synthetic150_ft-ucf101.toml"
 DEMO = RECIPES / "tsn_tiny_8x1_demosynth_pretrain.toml"

@@ -11,7 +11,7 @@ import pytest
 from synapt_fast.models import list_models
 from synapt_fast.engine.recipe import RecipeError, dumps, from_dict, load_recipe
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def minimal(**sections) -> dict:

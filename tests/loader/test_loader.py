@@ -139,7 +139,7 @@ def test_dense_training_clips_are_consecutive_frames_wherever_they_start(splits,
 
 def _as_version_1(split: Path, out: Path) -> Path:
     """The same VP9 streams as a format 1 split (WebM, no keyframe table): the benchmark's helper."""
-    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    bench = str(Path(__file__).resolve().parents[2] / "benchmarks")
     if bench not in sys.path:
         sys.path.insert(0, bench)
     from bench_gop import as_format_1
