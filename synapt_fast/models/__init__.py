@@ -13,10 +13,11 @@ same code in milliseconds on a CPU: `create_model("i3d_tiny", num_classes=10)`.
 from synapt_fast.models.registry import create_model, list_models, register_model
 from synapt_fast.models.transfer import (MODES, extract_features, load_features, prepare_transfer,
                                          save_features, trainable_parameters)
-from synapt_fast.models.weights import CheckpointMismatch, LoadReport, load_checkpoint, load_imagenet
+from synapt_fast.models.weights import (CheckpointError, CheckpointMismatch, LoadReport, load_checkpoint,
+                                        load_imagenet)
 
 __all__ = [
-    "MODES", "CheckpointMismatch", "LoadReport", "create_model", "extract_features", "list_models",
+    "MODES", "CheckpointError", "CheckpointMismatch", "LoadReport", "create_model", "extract_features", "list_models",
     "load_checkpoint", "load_features", "load_imagenet", "prepare_transfer", "register_model",
     "save_features", "trainable_parameters",
 ]
