@@ -53,6 +53,23 @@ def test_minimal_recipe_gets_defaults():
     (minimal(model={"dropout": 1.0}), "model.dropout"),
     (minimal(optim={"warmup_epochs": 3.0}), "optim.warmup_epochs"),
     (minimal(model="tsn_tiny"), "model"),
+    (minimal(model={"name": "tsn_r5O"}), "model.name"),
+    (minimal(data={"resize_ratio": 0.0}), "data.resize_ratio"),
+    (minimal(data={"resize_ratio": 1.5}), "data.resize_ratio"),
+    (minimal(optim={"lr": float("nan")}), "optim.lr"),
+    (minimal(optim={"lr": float("inf")}), "optim.lr"),
+    (minimal(output={"checkpoint_minutes": float("nan")}), "output.checkpoint_minutes"),
+    (minimal(output={"name": "../../x"}), "output.name"),
+    (minimal(output={"name": "/tmp/x"}), "output.name"),
+    (minimal(output={"name": "sweep/../../x"}), "output.name"),
+    (minimal(optim={"schedule": "linear"}), "optim.schedule"),
+    (minimal(optim={"schedule": "step"}), "optim.step_epochs"),
+    (minimal(optim={"schedule": "step", "step_epochs": [1.0, 1.0]}), "optim.step_epochs"),
+    (minimal(optim={"schedule": "step", "step_epochs": [2.0]}), "optim.step_epochs"),
+    (minimal(optim={"schedule": "step", "step_epochs": [1], "step_factor": 2.0}), "optim.step_factor"),
+    (minimal(optim={"step_epochs": [1.0]}), "optim.step_epochs"),
+    (minimal(optim={"step_epochs": 1.0}), "optim.step_epochs"),
+    (minimal(optim={"schedule": "step", "step_epochs": ["1"]}), "optim.step_epochs"),
 ])
 def test_errors_name_the_key(table, key):
     with pytest.raises(RecipeError, match=rf"^{re.escape(key)}\b"):
@@ -76,6 +93,17 @@ def test_overrides_are_typed_and_checked():
                       ("precision=fp8", "precision"), ("data.flip=maybe", "data.flip")]:
         with pytest.raises(RecipeError, match=rf"^{re.escape(key)}\b"):
             from_dict(minimal(), [item])
+
+
+def test_nan_overrides_and_step_lists_are_checked():
+    for item, key in [("optim.lr=nan", "optim.lr"), ("checkpoint_minutes=nan", "output.checkpoint_minutes"),
+                      ("data.resize_ratio=0", "data.resize_ratio"), ("output.name=../../x", "output.name"),
+                      ("model.name=nosuch", "model.name")]:
+        with pytest.raises(RecipeError, match=rf"^{re.escape(key)}\b"):
+            from_dict(minimal(), [item])
+    r = from_dict(minimal(optim={"epochs": 15}), ["optim.schedule=step", "optim.step_epochs=11,14"])
+    assert r.optim.step_epochs == [11.0, 14.0] and from_dict(tomllib.loads(dumps(r))) == r
+    assert from_dict(minimal(), ["output.name=sweep/lr0.1"]).run_dir() == Path("runs/sweep/lr0.1")
 
 
 def test_dumps_round_trips():
