@@ -36,7 +36,11 @@ class Data:
     train: str  # split folder of the training shards, e.g. "shards/synthetic150/train"
     val: str  # split folder evaluated during and after training
     batch_size: int  # clips per process (per GPU) and step
-    sampling: str = "segments"  # segments (TSN) | dense (I3D, R(2+1)D) | uniform (TimeSformer)
+    sampling: str = "segments"  # segments (TSN) | dense (I3D, R(2+1)D, TimeSformer 8x32) | uniform
+    # where the frames fall: ibm (IBM's video_dataset.py: one offset shared by the segments, evaluation
+    # clips from frame 0, short clips loop) | centred (offset per segment, centred clips, last frame
+    # repeated); see synapt_fast/loader/sampling.py
+    sampling_style: str = "ibm"
     num_frames: int = 8  # segments, or frames of a dense/uniform clip
     frames_per_segment: int = 1  # segments only
     interval: int = 1  # dense only: stride between sampled frames
@@ -120,6 +124,7 @@ class Recipe:
 SECTIONS = {"data": Data, "model": Model, "optim": Optim, "eval": Eval, "output": Output}
 CHOICES = {
     "data.sampling": ("segments", "dense", "uniform"),
+    "data.sampling_style": ("ibm", "centred"),
     "data.train_crop": ("multiscale", "random_resized", "center"),
     "data.backend": ("dali", "reference"),
     "data.decode": ("auto", "cpu", "gpu"),

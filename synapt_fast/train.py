@@ -146,7 +146,7 @@ def build_sampling(r: Recipe):
 
     d = r.data
     return Sampling(mode=d.sampling, num_frames=d.num_frames, frames_per_segment=d.frames_per_segment,
-                    interval=d.interval, num_clips=r.eval.num_clips)
+                    interval=d.interval, num_clips=r.eval.num_clips, style=d.sampling_style)
 
 
 def build_loaders(r: Recipe, env: Dist, sampling, layout: str):
@@ -279,9 +279,9 @@ class Trainer:
         self.num_train = train_m.num_samples
         self.steps_per_epoch = max(self._steps(0))
         self.total_steps = self.steps_per_epoch * r.optim.epochs
-        self.schedule = CosineSchedule(self.optimizer, lr=r.optim.lr, min_lr=r.optim.min_lr,
-                                       warmup_steps=round(r.optim.warmup_epochs * self.steps_per_epoch),
-                                       total_steps=self.total_steps)
+        from synapt_fast.schedule import build_schedule  # cosine or step, as the recipe says
+
+        self.schedule = build_schedule(self.optimizer, r.optim, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(env.device.type) if r.precision == "fp16" else None
 
         self.epoch, self.batch, self.step = 0, 0, 0

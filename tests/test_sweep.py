@@ -115,7 +115,8 @@ def test_real_sweep_records_failures_skips_finished_and_resumes(tiny_set, tmp_pa
     # Two models x a validation split that exists and one that does not: two cells train, two fail
     # at run time, and the sweep goes on.
     missing = tiny_set / "no_such_split"
-    args = ["sweep", str(DEMO), *tiny_overrides(tiny_set, runs), "--grid", "model.name=tsn_tiny,tsn_tiny_tpool_max",
+    fixed = [o for o in tiny_overrides(tiny_set, runs) if not o.startswith("data.val=")]
+    args = ["sweep", str(DEMO), *fixed, "--grid", "model.name=tsn_tiny,tsn_tiny_tpool_max",
             "--grid", f"data.val={tiny_set / 'val'},{missing}"]
     tag = lambda m, v: sweep.cell_tag({"model.name": m, "data.val": str(v)})  # noqa: E731
     good = {m: tag(m, tiny_set / "val") for m in ("tsn_tiny", "tsn_tiny_tpool_max")}
