@@ -45,7 +45,7 @@ class Data:
     frames_per_segment: int = 1  # segments only
     interval: int = 1  # dense only: stride between sampled frames
     image_size: int = 224  # crop side fed to the model
-    train_crop: str = "multiscale"  # multiscale | random_resized | center
+    train_crop: str = "multiscale"  # multiscale (TSN) | random_resized | center | jitter (short side 256-320 x size/224)
     flip: bool = True  # random horizontal flip when training
     resize_ratio: float = 0.875  # evaluation: short side resized to image_size / resize_ratio, in (0, 1]
     backend: str = "dali"  # dali | reference (torch DataLoader + PyAV)
@@ -125,7 +125,7 @@ SECTIONS = {"data": Data, "model": Model, "optim": Optim, "eval": Eval, "output"
 CHOICES = {
     "data.sampling": ("segments", "dense", "uniform"),
     "data.sampling_style": ("ibm", "centred"),
-    "data.train_crop": ("multiscale", "random_resized", "center"),
+    "data.train_crop": ("multiscale", "random_resized", "center", "jitter"),
     "data.backend": ("dali", "reference"),
     "data.decode": ("auto", "cpu", "gpu"),
     "model.mode": MODES,

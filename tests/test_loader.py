@@ -164,7 +164,7 @@ def test_format_1_webm_splits_still_load_and_give_the_same_clips(splits, tmp_pat
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("crop", ["multiscale", "random_resized"])
+@pytest.mark.parametrize("crop", ["multiscale", "random_resized", "jitter"])
 def test_the_same_augmentation_applies_to_every_frame(splits, backend, crop):
     t = Transform(size=64, train_crop=crop, layout="NTCHW", **RAW)
     crops = []
@@ -365,3 +365,15 @@ def test_lanes_cover_each_sample_once_and_resume_exactly(splits):
     resumed = [(b.pos.tolist(), b.video) for b in loader(1).iterate(1, start_batch=1)]
     assert [p for p, _ in resumed] == [p for p, _ in a[1:]]
     assert all(torch.equal(x[1], y[1]) for x, y in zip(resumed, a[1:]))
+
+
+def test_jitter_box_is_timesformers_short_side_jitter():
+    """A 224 crop after resizing the short side to 256..320: a square of 0.7..0.875 x the short side."""
+    from synapt_fast.loader.transforms import numpy_jitter_box
+
+    rng = np.random.default_rng(0)
+    boxes = np.array([numpy_jitter_box(240, 320, rng) for _ in range(2000)])
+    y0, x0, ch, cw = boxes.T
+    assert (ch == cw).all() and ch.min() >= int(240 * 224 / 320) and ch.max() <= int(240 * 224 / 256)
+    assert (y0 >= 0).all() and (x0 >= 0).all() and (y0 + ch <= 240).all() and (x0 + cw <= 320).all()
+    assert x0.max() > 100 and x0.min() < 5  # anywhere along the long side
