@@ -125,7 +125,7 @@ def test_name_defaults_to_file_stem(tmp_path):
 # --- the committed recipes --------------------------------------------------------------------
 
 FILES = sorted(RECIPES.glob("*.toml"))
-PAPER_MODELS = {"tsn_r50": "8x1", "i3d_r50": "8x8", "r2plus1d_r50": "8x8", "timesformer_b16": "8x1"}
+PAPER_MODELS = {"tsn_r50": "8x1", "i3d_r50": "8x8", "r2plus1d_r50": "8x8", "timesformer_b16": "8x32"}
 DOWNSTREAM = ("ucf101", "hmdb51", "mini_ssv2", "diving48", "ikea_fa", "uav_human")
 SOURCES = ("synthetic150", "kinetics150")
 
@@ -159,6 +159,10 @@ def test_every_paper_cell_has_a_recipe():
             n = f"{model}_{frames}_scratch-{task}"
             if n not in names:
                 missing.append(n)
+    # Table 4: TimeSformer pre-trained on Moments in Time (150 classes), transferred to every task.
+    missing += [n for n in ["timesformer_b16_8x32_mit150_pretrain"] if n not in names]
+    missing += [n for task in DOWNSTREAM for mode in ("ft", "lp")
+                if (n := f"timesformer_b16_8x32_mit150_{mode}-{task}") not in names]
     for source in SOURCES:
         missing += [n for n in [f"tsn_r50_16x1_{source}_pretrain"] if n not in names]
         for task in DOWNSTREAM:
@@ -166,6 +170,22 @@ def test_every_paper_cell_has_a_recipe():
             if n not in names:
                 missing.append(n)
     assert not missing, missing
+
+
+def test_timesformer_recipes_follow_the_reference_8x32_config():
+    """facebookresearch/TimeSformer TimeSformer_divST_8x32_224: not the CNN schedule."""
+    tf = [p for p in FILES if p.stem.startswith("timesformer_b16_")]
+    assert len(tf) == 45
+    for path in tf:
+        r = load_recipe(path)
+        assert (r.optim.lr, r.optim.weight_decay, r.optim.epochs, r.optim.momentum) == (0.005, 1e-4, 15, 0.9), path.stem
+        assert (r.optim.schedule, r.optim.step_epochs, r.optim.step_factor) == ("step", [11.0, 14.0], 0.1)
+        assert (r.data.sampling, r.data.num_frames, r.data.interval, r.data.train_crop) == ("dense", 8, 32, "jitter")
+        assert (r.eval.num_clips, r.eval.crops) == (1, 3)
+    for path in FILES:  # and the CNN recipes sample as IBM's code does
+        r = load_recipe(path)
+        if not path.stem.startswith("timesformer"):
+            assert r.data.sampling_style == "ibm" and r.optim.schedule == "cosine", path.stem
 
 
 def test_transfer_recipes_start_from_their_pretraining_run():
