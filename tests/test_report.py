@@ -57,6 +57,14 @@ def runs(tmp_path_factory) -> Path:
     result(sweep / "lr0.0001", t, "finetune", "synthetic150", "diving48", 0.7000)
     (sweep / "sweep.json").write_text(json.dumps({"chosen": {"tag": "lr0.001", "run": str(sweep / "lr0.001")},
                                                   "cells": []}))
+    # A sweep with --seeds: its chosen point's two seeds fill the cell, the other point's do not.
+    seeded = root / "sweeps" / "tsn_r50_8x1_kinetics150_lp-diving48"
+    for tag, lr, seed, top1 in (("lr0.001_seed0", 0.001, 0, 0.30), ("lr0.001_seed1", 0.001, 1, 0.34),
+                                ("lr0.01_seed0", 0.01, 0, 0.50), ("lr0.01_seed1", 0.01, 1, 0.10)):
+        result(seeded / tag, t, "linear_probe", "kinetics150", "diving48", top1, seed=seed, lr=lr)
+    (seeded / "sweep.json").write_text(json.dumps({"chosen": {
+        "tag": "lr0.001_seed0", "run": str(seeded / "lr0.001_seed0"),
+        "runs": [str(seeded / "lr0.001_seed0"), str(seeded / "lr0.001_seed1")]}, "cells": []}))
     bias = root / "bias"
     bias.mkdir()
     for d, m, b in (("kinetics150", 0.4467, 6.07), ("ucf101", 0.6532, 6.04), ("hmdb51", 0.3856, 4.30)):
@@ -107,6 +115,7 @@ def test_table_1_cells_gaps_and_throughput(report):
     assert k_ft["UCF101"] == "86.17 (1 seed, n=50; 123 / 457)"
     assert k_ft["HMDB51"] == "42.00 ± 2.00 (3 seeds, n=50; 120 / 480)"  # mean ± sample std over seeds
     assert k_ft["IkeaFA"] == "—"  # both of its runs have wrong-typed fields: skipped, named
+    assert row(rows, "TSN", "Kinetics (kinetics150)", "LP")["Diving48"] == "32.00 ± 2.83 (2 seeds, n=50; 120 / 480)"
     assert row(rows, "TSN", "Synthetic (synthetic150)", "FT")["UCF101"].startswith("83.40 (")  # best of two
     assert row(rows, "TSN", "Synthetic (synthetic150)", "FT")["Diving48"].startswith("60.00 (")  # the sweep's choice
     assert row(rows, "TSN", "Scratch", "Scratch")["UCF101"].startswith("48.37 (")
