@@ -101,7 +101,6 @@ class Run:
                    val_split=str(hp.get("data.val") or r.get("val_set") or "?"), epoch_chosen=chosen, config=config)
 
 
-
 def _load_json(path: Path, skipped: list[str]):
     try:
         return json.loads(path.read_text())
