@@ -4,7 +4,7 @@ The shapes come from `recipes/*.toml`, not from a table here: every full-size re
 model, frames, interval, crop size and evaluation views (clips x crops), and its file name the
 dataset (`..._ft-ucf101`, `..._lp-hmdb51`, `..._scratch-diving48`, `..._pretrain`). Recipes that
 share (model, frames, interval, crop, views) share one shape, keyed like the recipe names:
-`tsn_r50_8x1`, `tsn_r50_16x1`, `i3d_r50_8x8`, `r2plus1d_r50_8x8`, `timesformer_b16_8x1`.
+`tsn_r50_8x1`, `tsn_r50_16x1`, `i3d_r50_8x8`, `r2plus1d_r50_8x8`, `timesformer_b16_8x32`.
 
 Per shape, on random clips, three timed steps:
 

@@ -89,7 +89,7 @@ def test_bench_all_quick_writes_every_record_and_the_summary(tmp_path):
 
     shapes = json.loads((tmp_path / "shapes_quick.json").read_text())
     assert set(shapes["throughput"]) == {"tsn_r50_8x1", "tsn_r50_16x1", "i3d_r50_8x8", "r2plus1d_r50_8x8",
-                                         "timesformer_b16_8x1"}
+                                         "timesformer_b16_8x32"}
     assert shapes["shapes"]["tsn_r50_16x1"]["measured_clip"][0] == 16  # the recipe's frames, tiny model
     i3d = shapes["throughput"]["i3d_r50_8x8"]
     assert set(i3d) == {"pretrain", "ucf101", "hmdb51", "mini_ssv2", "diving48", "ikea_fa", "uav_human"}
@@ -101,7 +101,7 @@ def test_bench_all_quick_writes_every_record_and_the_summary(tmp_path):
 def test_bench_shapes_reads_the_recipes():
     shapes = _bench("bench_shapes").recipe_shapes()
     assert shapes["i3d_r50_8x8"]["eval_views"] == 9 and shapes["i3d_r50_8x8"]["sampling"] == "dense"
-    assert shapes["tsn_r50_16x1"]["num_frames"] == 16 and shapes["timesformer_b16_8x1"]["image_size"] == 224
+    assert shapes["tsn_r50_16x1"]["num_frames"] == 16 and shapes["timesformer_b16_8x32"]["image_size"] == 224
     assert "pretrain" in shapes["tsn_r50_8x1"]["datasets"] and "uav_human" in shapes["tsn_r50_8x1"]["datasets"]
     assert all(s["model"] in ("tsn_r50", "i3d_r50", "r2plus1d_r50", "timesformer_b16") for s in shapes.values())
 

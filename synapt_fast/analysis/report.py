@@ -3,11 +3,12 @@
     report = build(Path("runs"))            # every result.json below, one run chosen per table cell
     write(report, Path("runs/report"))      # report.md, table1.csv ... table5.csv, fig2-4 PNGs
 
-Which run fills a cell: inside a sweep folder (one holding `sweep.json`), the sweep's chosen cell
-and none of the others; elsewhere the best of the runs with the same model, mode, pre-training
-source, downstream dataset and frame count. "Best" and the accuracy shown are `best_top1`, the
-best validation top-1 of the run (the epoch `model_best.pth.tar` holds), as `synapt-fast sweep`
-chooses; ties go to the run folder that sorts first.
+Which runs fill a cell (see `cells`): a sweep's chosen hyper-parameters with all their seeds, else
+the configuration with the best mean; the accuracy is each run's `best_top1`. Every cell says what
+it is: mean ± sample std over seeds (or "1 seed"), `n` validation videos, and the notes say which
+split chose the epoch and the cell and which split the number is measured on (the same one: there
+is no held-out test split, as in the paper, so the numbers are optimistic). The CSVs carry the
+same facts per cell (`top1_std`, `seeds`, `val_clips`, `measured_on`, `cell_chosen_by`).
 
 Pre-training sources are read from result.json's `pretrained_on`, named
 `<family><classes>[_s<samples per class>]`: `kinetics150`, `synthetic30`, `kinetics150_s250`,
@@ -29,79 +30,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synapt_fast.atomic import write_atomic
+from .cells import MODE_TITLES, MODEL_TITLES, Run, Source, find_runs
+from .figures import FIGURE_TITLES, drawable, has_matplotlib, plot
 
 PAPER_DATASETS = ("ucf101", "hmdb51", "mini_ssv2", "diving48", "ikea_fa", "uav_human")
 DATASET_TITLES = {"ucf101": "UCF101", "hmdb51": "HMDB51", "mini_ssv2": "Mini-SSV2", "diving48": "Diving48",
                   "ikea_fa": "IkeaFA", "uav_human": "UAV-Human"}
-MODEL_TITLES = {"tsn": "TSN", "i3d": "I3D", "r2plus1d": "R(2+1)D", "timesformer": "TimeSformer"}
-PAPER_VARIANTS = ("r50", "b16")  # tsn_r50 is "TSN"; tsn_tiny is "TSN (tsn_tiny)"
-FAMILY_TITLES = {"kinetics": "Kinetics", "synthetic": "Synthetic", "synth": "Synthetic", "mit": "MiT",
-                 "scenic": "Scenic"}
 FAMILY_ORDER = ("Kinetics", "Scenic", "Synthetic", "MiT")
 REAL_FAMILIES = ("Kinetics", "MiT", "Scenic")
-MODE_TITLES = {"finetune": "FT", "linear_probe": "LP", "scratch": "Scratch"}
 MISSING = "—"
-SOURCE_NAME = re.compile(r"^(?P<family>[a-z_]+?)(?P<classes>\d+)?(?:_s(?P<samples>\d+))?$")
 NOT_BIAS = {"result.json", "sweep.json", "confusion.json", "manifest.json", "subset.json", "synth.json"}
-
-
-@dataclass(frozen=True)
-class Source:
-    """A pre-training source parsed from its name (`kinetics150_s250`)."""
-
-    name: str
-    family: str  # title: Kinetics, Synthetic, MiT, or the name itself
-    classes: int | None = None
-    samples: int | None = None  # None: the full set
-
-    @classmethod
-    def parse(cls, name: str) -> "Source":
-        m = SOURCE_NAME.match(name.lower())
-        if not m:
-            return cls(name, name)
-        family = FAMILY_TITLES.get(m["family"])
-        if family is None:
-            return cls(name, name)
-        return cls(name, family, int(m["classes"]) if m["classes"] else None,
-                   int(m["samples"]) if m["samples"] else None)
-
-
-@dataclass
-class Run:
-    path: Path  # the result.json
-    model: str
-    mode: str
-    source: Source
-    dataset: str
-    frames: int
-    top1: float
-    train_clips_per_s: float | None
-    eval_clips_per_s: float | None
-    machine: dict
-
-    @property
-    def model_family(self) -> str:
-        return self.model.split("_", 1)[0]
-
-    @property
-    def model_title(self) -> str:
-        title = MODEL_TITLES.get(self.model_family, self.model)
-        variant = self.model.split("_", 1)[1] if "_" in self.model else ""
-        return title if variant in PAPER_VARIANTS or title == self.model else f"{title} ({self.model})"
-
-    @classmethod
-    def from_result(cls, path: Path, r: dict) -> "Run":
-        best = r.get("best_top1")
-        top1 = best if isinstance(best, (int, float)) and best >= 0 else r["top1"]
-        hp = r.get("hyper_parameters", {})
-        return cls(path, r["model"], r["mode"], Source.parse(str(r.get("pretrained_on") or "none")), r["dataset"],
-                   int(hp.get("data.num_frames", 8)), float(top1), r.get("train_clips_per_s"),
-                   r.get("eval_clips_per_s"), r.get("machine") or {})
 
 
 @dataclass
@@ -125,7 +67,7 @@ class Report:
     figure_notes: list[str] = field(default_factory=list)
 
 
-# --- finding and choosing runs ------------------------------------------------------------------
+# --- finding bias records ---------------------------------------------------------------------
 
 def _load_json(path: Path, skipped: list[str]):
     try:
@@ -133,42 +75,6 @@ def _load_json(path: Path, skipped: list[str]):
     except (OSError, ValueError) as e:
         skipped.append(f"{path}: not readable JSON ({e})")
         return None
-
-
-def find_runs(root: Path, skipped: list[str], exclude: Path | None = None) -> list[Run]:
-    """One run per (model, mode, source, dataset, frames): a sweep's chosen cell, else the best."""
-    chosen_in: dict[Path, Path | None] = {}  # sweep folder -> its chosen run folder
-    for sweep_file in sorted(root.rglob("sweep.json")):
-        rec = _load_json(sweep_file, skipped)
-        if isinstance(rec, dict):
-            run = (rec.get("chosen") or {}).get("run")
-            chosen_in[sweep_file.parent.resolve()] = Path(run).resolve() if run else None
-    groups: dict[tuple, list[Run]] = {}
-    for path in sorted(root.rglob("result.json")):
-        if exclude is not None and exclude.resolve() in path.resolve().parents:
-            continue
-        run_dir = path.parent.resolve()
-        sweep = next((d for d in run_dir.parents if d in chosen_in), None)
-        if sweep is not None and chosen_in[sweep] != run_dir:
-            skipped.append(f"{path}: not the chosen cell of the sweep in {path.parents[len(run_dir.parents) - len(sweep.parents)]}")
-            continue
-        r = _load_json(path, skipped)
-        if r is None:
-            continue
-        try:
-            run = Run.from_result(path, r)
-        except (KeyError, TypeError, ValueError) as e:
-            skipped.append(f"{path}: missing or malformed field {e}")
-            continue
-        if run.mode not in MODE_TITLES:  # pre-training runs are sources, not table cells
-            continue
-        groups.setdefault((run.model, run.mode, run.source.name, run.dataset, run.frames), []).append(run)
-    runs = []
-    for key in sorted(groups):
-        ordered = sorted(groups[key], key=lambda r: (-r.top1, str(r.path)))
-        runs.append(ordered[0])
-        skipped += [f"{r.path}: a better run of the same cell is {ordered[0].path}" for r in ordered[1:]]
-    return runs
 
 
 def find_bias(root: Path, skipped: list[str]) -> dict[str, dict]:
@@ -217,11 +123,20 @@ def _family_order(families) -> list[str]:
     return [f for f in FAMILY_ORDER if f in families] + sorted(set(families) - set(FAMILY_ORDER))
 
 
+def _seeds(run: Run) -> str:
+    return f"{len(run.seeds)} seeds" if len(run.seeds) > 1 else "1 seed"
+
+
 def _cell(run: Run | None) -> str:
+    """`mean ± std (k seeds, n=videos; train / eval clips/s)`, or `top-1 (1 seed, n=...; ...)`."""
     if run is None:
         return MISSING
     rate = lambda x: "?" if x is None else f"{x:.0f}"  # noqa: E731
-    return f"{100 * run.top1:.2f} ({rate(run.train_clips_per_s)} / {rate(run.eval_clips_per_s)})"
+    spread = f" ± {100 * run.top1_std:.2f}" if run.top1_std is not None else ""
+    n = "?" if run.val_clips is None else str(run.val_clips)
+    last = "" if run.epoch_chosen else ", last epoch"
+    return (f"{100 * run.top1:.2f}{spread} ({_seeds(run)}, n={n}{last}; "
+            f"{rate(run.train_clips_per_s)} / {rate(run.eval_clips_per_s)})")
 
 
 def _machine_line(m: dict) -> str:
@@ -253,13 +168,28 @@ def transfer_table(name: str, title: str, runs: list[Run], *, families: list[str
             for d, c in zip(columns, cells):
                 records.append({"model": model, "pretraining": source or fam, "mode": MODE_TITLES[mode], "dataset": d,
                                 "top1": "" if c is None else f"{100 * c.top1:.2f}",
+                                "top1_std": "" if c is None or c.top1_std is None else f"{100 * c.top1_std:.2f}",
+                                "seeds": "" if c is None else " ".join(map(str, c.seeds)),
+                                "val_clips": "" if c is None or c.val_clips is None else c.val_clips,
+                                "measured_on": "" if c is None else c.val_split,
+                                "epoch_chosen_on": "" if c is None else (c.val_split if c.epoch_chosen else "last epoch"),
+                                "cell_chosen_by": "" if c is None else c.chosen_by,
                                 "train_clips_per_s": "" if c is None or c.train_clips_per_s is None
                                 else f"{c.train_clips_per_s:.1f}",
                                 "eval_clips_per_s": "" if c is None or c.eval_clips_per_s is None
                                 else f"{c.eval_clips_per_s:.1f}",
                                 "run": "" if c is None else str(c.path.parent)})
-    notes = ["Each cell: top-1 % on the validation split (training / evaluation clips/s); "
-             f"{MISSING}: no run."]
+    splits = sorted({r.val_split for r in used})
+    notes = ["Each cell: top-1 % at each run's best epoch, mean ± sample std over seeds when the cell has "
+             "several, else marked 1 seed; n: validation videos measured; then training / evaluation clips/s. "
+             f"{MISSING}: no run.",
+             "Measured on: " + (", ".join(f"`{x}`" for x in splits) or "—") + ". The epoch (model_best) and, in "
+             "sweeps, the hyper-parameters were chosen on the same split the number is measured on (no held-out "
+             "test split, as in the paper): read the numbers as optimistic. How each cell was chosen: "
+             "`cell_chosen_by` in the CSV."]
+    single = sum(1 for r in used if len(r.seeds) <= 1)
+    if single:
+        notes.append(f"{single} of {len(used)} cells are single-seed (no spread to show; `sweep --seeds` runs more).")
     machines: dict[str, int] = {}
     for r in used:
         line = _machine_line(r.machine)
@@ -357,10 +287,37 @@ def build(root: Path, exclude: Path | None = None, shapes: Path | None = None) -
             report.tables.append(throughput_table(record, str(shapes)))
         elif record is not None:
             skipped.append(f"{shapes}: no 'throughput' (not a `synapt-fast bench shapes` record)")
-    from .figures import figure_points
-
-    figure_points(report)
+    _figure_points(report)
     return report
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+def _figure_points(report: Report) -> None:
+    runs, sources = report.runs, main_sources(report.runs)
+    fig2 = []
+    for d, rec in report.bias.items():
+        lp = {(r.model, r.source.family): r for r in runs
+              if r.dataset == d and r.mode == "linear_probe" and sources.get(r.source.family) == r.source}
+        for model in sorted({m for m, _ in lp}):
+            real = next((lp[(model, f)] for f in REAL_FAMILIES if (model, f) in lp), None)
+            syn = lp.get((model, "Synthetic"))
+            if real and syn and syn.top1 > 0 and isinstance(rec["B"], (int, float)):
+                fig2.append({"dataset": d, "title": _title(d), "model": model, "B": rec["B"],
+                             "ratio": real.top1 / syn.top1, "real": real.source.family})
+    report.figures["fig2.png"] = sorted(fig2, key=lambda p: (p["model"], p["B"], p["dataset"]))
+    ft_lp = [r for r in runs if r.mode in ("finetune", "linear_probe") and r.model_family != "timesformer"
+             and r.frames != 16 and r.source.family in FAMILY_ORDER]
+    rank = {d: i for i, d in enumerate(dataset_order({r.dataset for r in ft_lp}))}
+
+    def point(r: Run, x: int) -> dict:
+        return {"dataset": r.dataset, "title": _title(r.dataset), "rank": rank[r.dataset], "model": r.model,
+                "family": r.source.family, "mode": MODE_TITLES[r.mode], "x": x, "top1": r.top1}
+
+    order = lambda p: (p["rank"], p["model"], p["family"], p["mode"], p["x"])  # noqa: E731
+    report.figures["fig3.png"] = sorted((point(r, r.source.classes) for r in ft_lp
+                                         if r.source.classes and r.source.samples is None), key=order)
+    report.figures["fig4.png"] = sorted((point(r, r.source.samples) for r in ft_lp if r.source.samples), key=order)
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -371,13 +328,18 @@ def _markdown_table(t: Table) -> str:
     return "\n".join(lines)
 
 
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write(report: Report, out: Path) -> str:
     """report.md, one CSV per table and the figures into `out`; returns the markdown."""
-    from .figures import FIGURE_TITLES, has_matplotlib, plot_figure
-
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"# SynAPT report: {report.root}", "",
-             f"{len(report.runs)} run(s) fill the tables; accuracy is each run's best validation top-1."]
+             f"{len(report.runs)} cell(s) filled from {sum(len(r.seeds) or 1 for r in report.runs)} run(s); "
+             "accuracy is each run's best validation top-1 (chosen and measured on the same split)."]
     if not report.tables:
         parts += ["", "No transfer runs (finetune, linear_probe, scratch) or bias records found."]
     for t in report.tables:
@@ -385,17 +347,16 @@ def write(report: Report, out: Path) -> str:
         writer = csv.DictWriter(buf, fieldnames=list(t.records[0]) if t.records else ["empty"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(t.records)
-        write_atomic(out / f"{t.name}.csv", buf.getvalue(), durable=False)
+        _atomic_write(out / f"{t.name}.csv", buf.getvalue())
         parts += ["", f"## {t.title}", "", _markdown_table(t), "", *(f"{n}  " for n in t.notes),
                   "", f"CSV: `{t.name}.csv`"]
     for name, (title, needs) in FIGURE_TITLES.items():
         points = report.figures.get(name) or []
         parts += ["", f"## {title}", ""]
-        # a curve needs two x values (Figure 2: two datasets with a bias); one point says nothing
-        if len({p.get("x", p.get("B")) for p in points}) >= 2 and not has_matplotlib():
+        if drawable(points) and not has_matplotlib():
             parts.append("Not drawn: matplotlib is not installed (pip install 'synapt-fast[bench]').")
-        elif len({p.get("x", p.get("B")) for p in points}) >= 2:
-            plot_figure(name, points, out / name)
+        elif drawable(points):
+            plot(name, points, out / name)
             parts.append(f"![{title}]({name})")
         else:
             (out / name).unlink(missing_ok=True)  # a figure from an earlier report no longer holds
@@ -403,5 +364,5 @@ def write(report: Report, out: Path) -> str:
     if report.skipped:
         parts += ["", "## Files not used", "", *(f"- {s}" for s in report.skipped)]
     text = "\n".join(parts) + "\n"
-    write_atomic(out / "report.md", text, durable=False)
+    _atomic_write(out / "report.md", text)
     return text

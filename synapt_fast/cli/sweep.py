@@ -18,6 +18,8 @@ def sweep(
                                             "over all processes)."),
     nproc: int = typer.Option(1, help="Processes per cell (torchrun when > 1); global batches are divided by it."),
     emit: Optional[Path] = typer.Option(None, help="Write a Slurm job-array script and commands.txt here; run nothing."),
+    seeds: Optional[str] = typer.Option(None, help="Run every grid point with each of these seeds (e.g. 0,1,2) "
+                                                   "and choose by the mean; report shows mean ± std."),
 ):
     """Run a recipe over a hyper-parameter grid, skip finished cells, pick the best by validation top-1."""
     from rich.console import Console
@@ -27,8 +29,11 @@ def sweep(
 
     console = Console()
     try:
-        cells = expand(recipe, grid_axes(preset, grid), nproc=nproc, overrides=overrides or [])
-    except (RecipeError, OSError) as e:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()] if seeds else []
+        cells = expand(recipe, grid_axes(preset, grid), nproc=nproc, overrides=overrides or [], seeds=seed_list)
+    except ValueError as e:  # RecipeError, or --seeds that are not integers
+        raise fail(str(e) if isinstance(e, RecipeError) else f"--seeds {seeds!r}: expected integers like 0,1,2")
+    except OSError as e:
         raise fail(str(e))
     if emit is not None:
         script, listing = emit_jobs(cells, emit, nproc=nproc)

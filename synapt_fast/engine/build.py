@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ from synapt_fast.format.manifest import Manifest
 from .distributed import Dist
 from .recipe import Recipe, RecipeError
 from .run_dir import RunDir
-from .schedule import CosineSchedule, steps_per_rank
+from .schedule import build_schedule, steps_per_rank
 from .trainer import Trainer
 
 
@@ -27,7 +28,7 @@ def build_sampling(r: Recipe):
 
     d = r.data
     return Sampling(mode=d.sampling, num_frames=d.num_frames, frames_per_segment=d.frames_per_segment,
-                    interval=d.interval, num_clips=r.eval.num_clips)
+                    interval=d.interval, num_clips=r.eval.num_clips, style=d.sampling_style)
 
 
 def build_loaders(r: Recipe, env: Dist, sampling, layout: str):
@@ -156,6 +157,11 @@ def build_trainer(r: Recipe, env: Dist, *, resume: bool) -> Trainer:
     if list(train_m.class_names) != list(val_m.class_names):
         raise RecipeError(f"data.val: its classes differ from data.train's ({r.data.val} vs {r.data.train})")
     class_names = list(train_m.class_names)
+    if env.main:
+        from .resolution import resolution_warnings
+
+        for warning in resolution_warnings(r, train_m, val_m):  # clips upscaled to the crop: say so
+            print(f"warning: {warning}", file=sys.stderr)
     if val_m.num_samples < env.world_size:
         raise RecipeError(f"data.val: {r.data.val} has {val_m.num_samples} clip(s), fewer than the "
                           f"{env.world_size} processes; every process needs at least one to evaluate")
@@ -185,9 +191,7 @@ def build_trainer(r: Recipe, env: Dist, *, resume: bool) -> Trainer:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=r.optim.lr, momentum=r.optim.momentum,
                                 weight_decay=r.optim.weight_decay, nesterov=r.optim.nesterov)
-    schedule = CosineSchedule(optimizer, lr=r.optim.lr, min_lr=r.optim.min_lr,
-                              warmup_steps=round(r.optim.warmup_epochs * steps_per_epoch),
-                              total_steps=steps_per_epoch * r.optim.epochs)
+    schedule = build_schedule(optimizer, r.optim, steps_per_epoch)  # cosine or step, as the recipe says
     scaler = torch.amp.GradScaler(env.device.type) if r.precision == "fp16" else None
 
     trainer = Trainer(

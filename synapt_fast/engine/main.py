@@ -54,11 +54,14 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(STOP_EXIT_CODE)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    from synapt_fast.format.manifest import ManifestError  # a missing split: one line naming it
+    from synapt_fast.models.weights import CheckpointError as InitError  # an unreadable or wrong model.init
+
     try:
         trainer = build_trainer(recipe, env, resume=args.resume)
         trainer.fit()
         return 0
-    except RecipeError as e:
+    except (RecipeError, InitError, ManifestError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (CheckpointError, DataError) as e:

@@ -14,6 +14,7 @@ key; `section.key=value` overrides from the command line go through the same che
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 from synapt_fast.atomic import write_atomic
 
 TRAINING_MODES = ("pretrain", "finetune", "linear_probe", "scratch")
+SCHEDULES = ("cosine", "step")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -36,14 +38,18 @@ class Data:
     train: str  # split folder of the training shards, e.g. "shards/synthetic150/train"
     val: str  # split folder evaluated during and after training
     batch_size: int  # clips per process (per GPU) and step
-    sampling: str = "segments"  # segments (TSN) | dense (I3D, R(2+1)D) | uniform (TimeSformer)
+    sampling: str = "segments"  # segments (TSN) | dense (I3D, R(2+1)D, TimeSformer 8x32) | uniform
+    # where the frames fall: ibm (IBM's video_dataset.py: one offset shared by the segments, evaluation
+    # clips from frame 0, short clips loop) | centred (offset per segment, centred clips, last frame
+    # repeated); see synapt_fast/loader/sampling.py
+    sampling_style: str = "ibm"
     num_frames: int = 8  # segments, or frames of a dense/uniform clip
     frames_per_segment: int = 1  # segments only
     interval: int = 1  # dense only: stride between sampled frames
     image_size: int = 224  # crop side fed to the model
-    train_crop: str = "multiscale"  # multiscale | random_resized | center
+    train_crop: str = "multiscale"  # multiscale (TSN) | random_resized | center | jitter (short side 256-320 x size/224)
     flip: bool = True  # random horizontal flip when training
-    resize_ratio: float = 0.875  # evaluation: short side resized to image_size / resize_ratio
+    resize_ratio: float = 0.875  # evaluation: short side resized to image_size / resize_ratio, in (0, 1]
     backend: str = "dali"  # dali | reference (torch DataLoader + PyAV)
     decode: str = "auto"  # auto | cpu | gpu (DALI decoder placement)
     workers: int = 2  # DALI threads (or DataLoader processes) per process
@@ -70,10 +76,13 @@ class Model:
 
 @dataclass
 class Optim:
-    """SGD with momentum, cosine decay with optional linear warm-up, gradient clipping."""
+    """SGD with momentum; cosine decay or steps, with optional linear warm-up; gradient clipping."""
 
     lr: float  # peak learning rate for the whole (global) batch the recipe describes
     epochs: int
+    schedule: str = "cosine"  # cosine (to min_lr) | step (lr x step_factor at each of step_epochs)
+    step_epochs: list[float] = field(default_factory=list)  # step only: epochs where the lr drops
+    step_factor: float = 0.1  # step only: the multiplier at each drop
     weight_decay: float = 1e-4
     momentum: float = 0.9
     nesterov: bool = False
@@ -123,12 +132,14 @@ class Recipe:
 SECTIONS = {"data": Data, "model": Model, "optim": Optim, "eval": Eval, "output": Output}
 CHOICES = {
     "data.sampling": ("segments", "dense", "uniform"),
-    "data.train_crop": ("multiscale", "random_resized", "center"),
+    "data.sampling_style": ("ibm", "centred"),
+    "data.train_crop": ("multiscale", "random_resized", "center", "jitter"),
     "data.backend": ("dali", "reference"),
     "data.decode": ("auto", "cpu", "gpu"),
     "model.mode": TRAINING_MODES,
     "model.init_format": ("checkpoint", "imagenet"),
     "model.probe": ("online", "cached"),
+    "optim.schedule": SCHEDULES,
     "eval.crops": (1, 3, 10),
     "precision": PRECISIONS,
 }
@@ -146,8 +157,16 @@ def _type_of(cls, name: str):
 
 def _check_value(key: str, value, typ):
     """`value` as `typ` (ints are accepted where floats are expected), or a RecipeError."""
+    if typing.get_origin(typ) is list:
+        if not isinstance(value, list):
+            raise RecipeError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        (item,) = typing.get_args(typ)
+        return [_check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if typ is float and isinstance(value, float) and not math.isfinite(value):
+        # TOML and float() both accept nan and inf; no recipe number means either
+        raise RecipeError(f"{key}: must be a finite number, got {value!r}")
     if typ is bool and not isinstance(value, bool) or typ is int and (isinstance(value, bool)
                                                                         or not isinstance(value, int)):
         raise RecipeError(f"{key}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
@@ -189,6 +208,20 @@ def _validate(r: Recipe) -> None:
                 "optim.clip_grad_norm", "output.checkpoint_minutes", "eval.batch_size"):
         if flat[key] < 0:
             raise RecipeError(f"{key}: must be >= 0, got {flat[key]}")
+    if not 0 < r.data.resize_ratio <= 1:
+        raise RecipeError(f"data.resize_ratio: must be in (0, 1] (the evaluation short side is image_size / "
+                          f"resize_ratio), got {r.data.resize_ratio}")
+    if r.optim.schedule == "step":
+        steps = r.optim.step_epochs
+        if not steps:
+            raise RecipeError("optim.step_epochs: required for optim.schedule = 'step' (e.g. [11, 14])")
+        if any(b <= a for a, b in zip(steps, steps[1:])) or not 0 < steps[0] or steps[-1] >= r.optim.epochs:
+            raise RecipeError(f"optim.step_epochs: must increase strictly and lie inside (0, optim.epochs = "
+                              f"{r.optim.epochs}), got {steps}")
+        if not 0 < r.optim.step_factor < 1:
+            raise RecipeError(f"optim.step_factor: must be in (0, 1), got {r.optim.step_factor}")
+    elif r.optim.step_epochs:
+        raise RecipeError(f"optim.step_epochs: only used with optim.schedule = 'step' (it is {r.optim.schedule!r})")
     if not 0 <= r.model.dropout < 1:
         raise RecipeError(f"model.dropout: must be in [0, 1), got {r.model.dropout}")
     if not 0 <= r.optim.label_smoothing < 1:
@@ -201,6 +234,15 @@ def _validate(r: Recipe) -> None:
         raise RecipeError("model.init: must be empty for model.mode = 'scratch' (random initialisation)")
     if not r.output.name:
         raise RecipeError("output.name: empty (set it, or load the recipe from a file to default to its stem)")
+    name = Path(r.output.name)
+    if name.is_absolute() or ".." in name.parts or r.output.name.startswith("~"):
+        raise RecipeError(f"output.name: {r.output.name!r} would leave output.dir; use a relative name "
+                          f"without '..' (sub-folders are fine: sweep/cell)")
+    from synapt_fast.models import list_models  # imported late: the model zoo imports torch
+
+    known = list_models()
+    if r.model.name not in known:
+        raise RecipeError(f"model.name: unknown model {r.model.name!r} (known: {', '.join(known)})")
 
 
 def from_dict(table: dict, overrides: list[str] = (), *, default_name: str = "") -> Recipe:
@@ -247,6 +289,9 @@ def _resolve_key(key: str) -> tuple[str | None, str]:
 
 
 def _parse_value(key: str, text: str, typ):
+    if typing.get_origin(typ) is list:  # key=1,2,3 (key= for an empty list)
+        (item,) = typing.get_args(typ)
+        return [_parse_value(key, part.strip(), item) for part in text.strip("[]").split(",") if part.strip()]
     if typ is str:
         return text
     if typ is bool:
@@ -293,6 +338,8 @@ def flatten(r: Recipe) -> dict:
 
 
 def _toml_value(v) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):

@@ -17,6 +17,11 @@ The choice: the highest `best_top1` (the best validation top-1 over the run's ev
 epoch `model_best.pth.tar` holds, which downstream recipes start from); ties go to the higher final
 `top1`, then to the earlier cell in grid order. There is no separate test split: like the paper,
 the choice is made on the same validation split that is reported.
+
+`seeds=[0, 1, 2]` runs every grid point once per seed (`seed=` override, tag suffix `_seed1`);
+the choice is then the grid point with the highest mean `best_top1` over its seeds, among the
+points whose every seed finished (a mean over fewer seeds is not comparable), and `sweep.json`
+records all of the chosen point's runs with their mean and sample standard deviation.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from synapt_fast.atomic import write_atomic
 
 from .checkpoint import LAST
 from .recipe import RecipeError, Recipe, _resolve_key, flatten, load_recipe
+from synapt_fast.analysis.results import ResultError, read_result
 
 GLOBAL_BATCH = "global_batch"  # the paper's batch: clips per optimiser step over all processes
 PRESETS = {  # paper section 4.1
@@ -55,6 +61,7 @@ class Cell:
     overrides: list[str]  # the recipe overrides that make this cell (fixed ones included)
     recipe_path: str
     recipe: Recipe = field(repr=False)
+    seed: int | None = None  # set when the sweep runs several seeds per grid point
 
     @property
     def run_dir(self) -> Path:
@@ -78,6 +85,7 @@ class CellOutcome:
     top5: float | None = None
     train_clips_per_s: float | None = None
     eval_clips_per_s: float | None = None
+    seed: int | None = None
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -131,10 +139,16 @@ def cell_tag(values: dict) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "-", "_".join(parts))
 
 
-def expand(recipe_path: Path, axes: dict[str, list], *, nproc: int = 1, overrides: list[str] = ()) -> list[Cell]:
-    """Every grid point as a checked recipe; axes vary in order, the last fastest."""
+def expand(recipe_path: Path, axes: dict[str, list], *, nproc: int = 1, overrides: list[str] = (),
+           seeds: list[int] = ()) -> list[Cell]:
+    """Every grid point (times every seed, when `seeds` is given) as a checked recipe; axes vary
+    in order, the last fastest, and the seeds of one grid point are adjacent."""
     base = load_recipe(recipe_path, list(overrides))  # checks the fixed overrides on their own
     fixed_keys = {_resolve_key(o.split("=", 1)[0].strip()) for o in overrides if "=" in o}
+    if seeds and ("seed" in axes or (None, "seed") in fixed_keys):
+        raise RecipeError("--seeds: seed is also a grid axis or a fixed override; keep one")
+    if len(set(seeds)) != len(list(seeds)):
+        raise RecipeError(f"--seeds: repeated seed in {list(seeds)}")
     for key in axes:
         fixed = ("data", "batch_size") if key == GLOBAL_BATCH else _resolve_key(key)
         if fixed in fixed_keys:
@@ -162,9 +176,12 @@ def expand(recipe_path: Path, axes: dict[str, list], *, nproc: int = 1, override
         if tag in tags:
             raise RecipeError(f"two grid points share the run name {tag!r}; make the values distinct")
         tags.add(tag)
-        cell_overrides.append(f"output.name={sweep_name}/{tag}")
-        recipe = load_recipe(recipe_path, cell_overrides)
-        cells.append(Cell(index, tag, values, cell_overrides, str(recipe_path), recipe))
+        for seed in seeds or [None]:
+            run_overrides = cell_overrides + ([f"seed={seed}"] if seed is not None else [])
+            run_tag = tag if seed is None else f"{tag}_seed{seed}"
+            run_overrides.append(f"output.name={sweep_name}/{run_tag}")
+            recipe = load_recipe(recipe_path, run_overrides)
+            cells.append(Cell(len(cells), run_tag, values, run_overrides, str(recipe_path), recipe, seed))
     return cells
 
 
@@ -193,13 +210,6 @@ def _mismatch(cell: Cell, result: dict, nproc: int) -> list[str]:
     return diff
 
 
-def _read_result(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _with_metrics(outcome: CellOutcome, result: dict) -> CellOutcome:
     for key in ("best_top1", "top1", "top5", "train_clips_per_s", "eval_clips_per_s"):
         setattr(outcome, key, result.get(key))
@@ -208,12 +218,13 @@ def _with_metrics(outcome: CellOutcome, result: dict) -> CellOutcome:
 
 def run_cell(cell: Cell, nproc: int, log_dir: Path, on_start=None) -> CellOutcome:
     """Run (or skip, or resume) one cell; never raises for a failing training run."""
-    base = dict(index=cell.index, tag=cell.tag, run=str(cell.run_dir), values=cell.values)
+    base = dict(index=cell.index, tag=cell.tag, run=str(cell.run_dir), values=cell.values, seed=cell.seed)
     result_path = cell.run_dir / "result.json"
     if result_path.exists():
-        result = _read_result(result_path)
-        if result is None:
-            return CellOutcome(**base, status="failed", message=f"{result_path}: unreadable JSON")
+        try:
+            result = read_result(result_path)
+        except ResultError as e:  # the file and the key, never a traceback from the table below
+            return CellOutcome(**base, status="failed", message=str(e))
         diff = _mismatch(cell, result, nproc)
         if diff:
             return CellOutcome(**base, status="stale", message=f"{result_path} is another run's result (differs in "
@@ -231,41 +242,83 @@ def run_cell(cell: Cell, nproc: int, log_dir: Path, on_start=None) -> CellOutcom
     with open(log, "w") as f:
         code = subprocess.run(train_command(cell, nproc), stdout=f, stderr=subprocess.STDOUT, env=env).returncode
     seconds = time.perf_counter() - t0
-    result = _read_result(result_path) if code == 0 else None
+    result, problem = None, ""
+    if code == 0:
+        try:
+            result = read_result(result_path)
+        except ResultError as e:
+            problem = str(e)
     if result is None:
-        message = f"exit {code}; see {log}" if code else f"exit 0 but no readable {result_path}; see {log}"
+        message = f"exit {code}; see {log}" if code else f"exit 0 but {problem}; see {log}"
         return CellOutcome(**base, status="failed", exit_code=code, log=str(log), resumed=resumed, seconds=seconds,
                            message=message)
     return _with_metrics(CellOutcome(**base, status="finished", exit_code=0, log=str(log), resumed=resumed,
                                      seconds=seconds), result)
 
 
+def _score(o: CellOutcome) -> float:
+    return o.best_top1 if o.best_top1 is not None and o.best_top1 >= 0 else o.top1
+
+
+def _done(o: CellOutcome) -> bool:
+    return o.status in ("finished", "skipped") and (o.best_top1 is not None or o.top1 is not None)
+
+
+def choose_point(outcomes: list[CellOutcome]) -> list[CellOutcome]:
+    """The chosen grid point's runs (one per seed): the highest mean best_top1 (final top1 where a
+    result lacks it) among points whose every run finished, then higher mean final top1, then grid
+    order. Empty when no point finished."""
+    points: dict[str, list[CellOutcome]] = {}
+    for o in outcomes:
+        points.setdefault(json.dumps(o.values, sort_keys=True, default=str), []).append(o)
+    complete = [runs for runs in points.values() if all(_done(o) for o in runs)]
+    if not complete:
+        return []
+
+    def key(runs: list[CellOutcome]):
+        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+        return (-mean([_score(o) for o in runs]), -mean([o.top1 or 0.0 for o in runs]), runs[0].index)
+
+    return min(complete, key=key)
+
+
 def choose(outcomes: list[CellOutcome]) -> CellOutcome | None:
-    """Highest best_top1 (final top1 where a result lacks it), then higher final top1, then grid order."""
-    done = [o for o in outcomes if o.status in ("finished", "skipped") and (o.best_top1 is not None or o.top1 is not None)]
-    if not done:
-        return None
+    """The first run of the chosen grid point (see `choose_point`), or None."""
+    runs = choose_point(outcomes)
+    return runs[0] if runs else None
 
-    def key(o: CellOutcome):
-        best = o.best_top1 if o.best_top1 is not None and o.best_top1 >= 0 else o.top1
-        return (-best, -(o.top1 or 0.0), o.index)
 
-    return min(done, key=key)
+def spread(runs: list[CellOutcome]) -> tuple[float | None, float | None]:
+    """(mean, sample standard deviation) of the runs' best_top1; the std is None for one run."""
+    xs = [_score(o) for o in runs if _done(o)]
+    if not xs:
+        return None, None
+    mean = sum(xs) / len(xs)
+    return mean, ((sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else None)
 
 
 def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:.2f}"
 
 
-def markdown(cells_axes: list[str], outcomes: list[CellOutcome], chosen: CellOutcome | None) -> str:
-    head = ["#", *cells_axes, "status", "best top-1 %", "final top-1 %", "train clips/s", "eval clips/s", ""]
+def markdown(cells_axes: list[str], outcomes: list[CellOutcome], chosen: list[CellOutcome] | CellOutcome | None) -> str:
+    chosen = chosen if isinstance(chosen, list) else [chosen] if chosen else []
+    seeds = any(o.seed is not None for o in outcomes)
+    head = ["#", *cells_axes, *(["seed"] if seeds else []), "status", "best top-1 %", "final top-1 %",
+            "train clips/s", "eval clips/s", ""]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for o in outcomes:
         rate = lambda x: "—" if x is None else f"{x:.1f}"  # noqa: E731
-        row = [str(o.index), *(_format(o.values[a]) for a in cells_axes), o.status, _pct(o.best_top1), _pct(o.top1),
-               rate(o.train_clips_per_s), rate(o.eval_clips_per_s), "**chosen**" if o is chosen else ""]
+        row = [str(o.index), *(_format(o.values[a]) for a in cells_axes), *([str(o.seed)] if seeds else []), o.status,
+               _pct(o.best_top1), _pct(o.top1), rate(o.train_clips_per_s), rate(o.eval_clips_per_s),
+               "**chosen**" if any(o is c for c in chosen) else ""]
         lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if len(chosen) > 1:
+        mean, std = spread(chosen)
+        text += (f"\nChosen point: mean best top-1 {_pct(mean)} ± {_pct(std)} % (sample std) over seeds "
+                 f"{', '.join(str(o.seed) for o in chosen)}, chosen on the validation split it is measured on.\n")
+    return text
 
 
 @dataclass
@@ -289,13 +342,21 @@ def run_sweep(cells: list[Cell], *, nproc: int = 1, on_start=None, on_done=None)
         outcomes.append(outcome)
         if on_done:
             on_done(outcome)
-    chosen = choose(outcomes)
+    point = choose_point(outcomes)
+    chosen = point[0] if point else None
     axes = list(cells[0].values)
-    table = markdown(axes, outcomes, chosen)
+    table = markdown(axes, outcomes, point)
+    seeds = [c.seed for c in cells if c.seed is not None]
+    mean, std = spread(point)
     record = {
         "recipe": cells[0].recipe_path, "name": out.name, "nproc": nproc, "axes": axes,
-        "selection": "highest best_top1 (validation), then final top1, then grid order",
-        "chosen": None if chosen is None else {"index": chosen.index, "tag": chosen.tag, "run": chosen.run},
+        "seeds": sorted(set(seeds)) or None,
+        "selection": ("highest mean best_top1 over seeds (validation; points with every seed finished), then mean "
+                      "final top1, then grid order" if seeds else
+                      "highest best_top1 (validation), then final top1, then grid order"),
+        "chosen": None if chosen is None else {
+            "index": chosen.index, "tag": chosen.tag, "run": chosen.run, "runs": [o.run for o in point],
+            "seeds": [o.seed for o in point] if seeds else None, "mean_best_top1": mean, "std_best_top1": std},
         "cells": [asdict(o) for o in outcomes],
     }
     out.mkdir(parents=True, exist_ok=True)

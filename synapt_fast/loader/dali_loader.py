@@ -29,7 +29,7 @@ from synapt_fast.seeds import pipeline_seed
 from .batch import Batch, Epochs, arrange_eval
 from .partition import rank_shard, shard_range
 from .sampling import Sampling, indices
-from .transforms import POSITIONS, Transform, multiscale_box, scale_pairs
+from .transforms import JITTER, POSITIONS, Transform, jitter_box, multiscale_box, scale_pairs
 
 
 def _free() -> None:
@@ -84,9 +84,14 @@ def _train_crop(frames, t: Transform):
         return fn.random_resized_crop(frames, size=size, antialias=False)
     if t.train_crop == "center":
         return fn.resize(frames, resize_shorter=t.eval_short_side, antialias=False)
-    pair_codes, pos_codes = _choice_codes()
     shape = frames.shape(dtype=types.FLOAT)
     h, w = shape[1], shape[2]
+    if t.train_crop == "jitter":
+        y0, x0, ch, cw = jitter_box(h, w, fn.random.uniform(range=list(JITTER)), fn.random.uniform(range=[0.0, 1.0]),
+                                    fn.random.uniform(range=[0.0, 1.0]), DaliOps)
+        return fn.resize(frames, size=size, roi_start=fn.stack(y0, x0), roi_end=fn.stack(y0 + ch, x0 + cw),
+                         roi_relative=False, antialias=False)
+    pair_codes, pos_codes = _choice_codes()
     pair = fn.cast(fn.random.choice(pair_codes), dtype=types.FLOAT)
     sh = dmath.floor(pair / 10000.0)
     sw = pair - sh * 10000.0

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from synapt_fast.format.verify import quick_check
 from .batch import Batch, Epochs, arrange_eval
 from .sampling import Sampling, numpy_indices, rank_positions
-from .transforms import Transform, numpy_multiscale_box, numpy_random_resized_box
+from .transforms import Transform, numpy_train_box
 
 
 def decode_frames(data: bytes, wanted: np.ndarray, fps: float, gop: int) -> np.ndarray:
@@ -99,8 +99,7 @@ def augment(frames: np.ndarray, t: Transform, train: bool, rng: np.random.Genera
         if t.train_crop == "center":
             clip = _crop(_short_side(clip, t.eval_short_side), t.size, 0.5, 0.5)
         else:
-            box = numpy_multiscale_box(h, w, rng) if t.train_crop == "multiscale" else numpy_random_resized_box(h, w, rng)
-            y0, x0, ch, cw = box
+            y0, x0, ch, cw = numpy_train_box(t, h, w, rng)
             clip = _resize(clip[..., y0:y0 + ch, x0:x0 + cw], t.size, t.size)
         if t.flip and rng.random() < 0.5:
             clip = clip.flip(-1)

@@ -25,7 +25,7 @@ from synapt_fast.format.manifest import Manifest
 from synapt_fast.format.index import read_index
 from .reference import decode_frames
 from .sampling import Sampling, numpy_indices, rank_positions
-from .transforms import Transform, numpy_multiscale_box, numpy_random_resized_box
+from .transforms import Transform, numpy_train_box
 
 
 class SeekingSource:
@@ -75,10 +75,8 @@ class SeekingSource:
         box, flip = np.zeros(4, np.float32), np.zeros(1, np.int32)
         h, w = frames.shape[1:3]
         t = self.transform
-        if t.train_crop == "multiscale":
-            box[:] = numpy_multiscale_box(h, w, rng)
-        elif t.train_crop == "random_resized":
-            box[:] = numpy_random_resized_box(h, w, rng)
+        if t.train_crop != "center":
+            box[:] = numpy_train_box(t, h, w, rng)
         flip[0] = int(t.flip and rng.random() < 0.5)
         return frames, label, np.array([pos], np.int32), box, flip
 

@@ -8,7 +8,10 @@ Training crops:
   height and width at most one scale step apart, placed at one of 13 fixed positions (corners,
   centre, edge midpoints, quarter points), then resized to `size` x `size`;
 - `random_resized` (Inception-style: area 8-100 %, aspect 3/4-4/3), resized to `size`;
-- `center`: the central `size` x `size` after resizing the short side to `size / resize_ratio`.
+- `center`: the central `size` x `size` after resizing the short side to `size / resize_ratio`;
+- `jitter` (TimeSformer's and SlowFast's short-side jitter): resize the short side to a random
+  length in [256, 320] x `size` / 224 and take a random `size` x `size` crop; done as a square box
+  of side `short side x size / length` at a uniform random place, resized to `size` (one resize).
 A horizontal flip with probability 1/2 follows when `flip` is on.
 
 Evaluation: resize the short side to `size / resize_ratio` (128 for 112, 256 for 224), then
@@ -31,12 +34,14 @@ LAYOUTS = ("NCTHW", "NTCHW")
 DTYPES = ("float32", "float16")
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+TRAIN_CROPS = ("multiscale", "random_resized", "center", "jitter")
+JITTER = (256 / 224, 320 / 224)  # TimeSformer's TRAIN_JITTER_SCALES [256, 320] for 224 crops
 
 
 @dataclass(frozen=True)
 class Transform:
     size: int = 112
-    train_crop: str = "multiscale"  # multiscale | random_resized | center
+    train_crop: str = "multiscale"  # multiscale | random_resized | center | jitter
     flip: bool = True
     eval_crops: int = 1  # 1, 3 or 10
     resize_ratio: float = 0.875
@@ -46,8 +51,8 @@ class Transform:
     std: tuple[float, float, float] = STD
 
     def __post_init__(self):
-        if self.train_crop not in ("multiscale", "random_resized", "center"):
-            raise ValueError(f"train_crop must be multiscale, random_resized or center, got {self.train_crop!r}")
+        if self.train_crop not in TRAIN_CROPS:
+            raise ValueError(f"train_crop must be one of {', '.join(TRAIN_CROPS)}, got {self.train_crop!r}")
         if self.eval_crops not in (1, 3, 10):
             raise ValueError(f"eval_crops must be 1, 3 or 10, got {self.eval_crops}")
         if self.layout not in LAYOUTS:
@@ -83,6 +88,26 @@ def multiscale_box(h, w, scale_h, scale_w, pos_x, pos_y, ops):
     ch = ops.floor(base * scale_h)
     cw = ops.floor(base * scale_w)
     return ops.floor((h - ch) * pos_y), ops.floor((w - cw) * pos_x), ch, cw
+
+
+def jitter_box(h, w, scale, pos_x, pos_y, ops):
+    """(y0, x0, side, side) of a short-side jitter crop: `scale` in JITTER, positions in [0, 1]."""
+    side = ops.floor(ops.minimum(h, w) / scale)
+    return ops.floor((h - side) * pos_y), ops.floor((w - side) * pos_x), side, side
+
+
+def numpy_jitter_box(h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    from .sampling import NumpyOps
+
+    scale, px, py = rng.uniform(*JITTER), rng.random(), rng.random()
+    return tuple(int(v) for v in jitter_box(np.float64(h), np.float64(w), scale, px, py, NumpyOps))
+
+
+def numpy_train_box(t: Transform, h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """The training crop box of `t.train_crop` (not `center`, which is no box) for an h x w clip."""
+    box = {"multiscale": numpy_multiscale_box, "random_resized": numpy_random_resized_box,
+           "jitter": numpy_jitter_box}[t.train_crop]
+    return box(h, w, rng)
 
 
 def numpy_multiscale_box(h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:

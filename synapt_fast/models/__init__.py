@@ -15,10 +15,11 @@ from synapt_fast.models.registry import create_model, list_models, register_mode
 from synapt_fast.models import resnet3d, timesformer, tsn  # noqa: E402,F401
 from synapt_fast.models.transfer import (TRANSFER_MODES, extract_features, load_features, prepare_transfer,
                                          save_features, trainable_parameters)
-from synapt_fast.models.weights import CheckpointMismatch, LoadReport, load_checkpoint, load_imagenet
+from synapt_fast.models.weights import (CheckpointError, CheckpointMismatch, LoadReport, load_checkpoint,
+                                        load_imagenet)
 
 __all__ = [
-    "TRANSFER_MODES", "CheckpointMismatch", "LoadReport", "create_model", "extract_features", "list_models",
+    "TRANSFER_MODES", "CheckpointError", "CheckpointMismatch", "LoadReport", "create_model", "extract_features", "list_models",
     "load_checkpoint", "load_features", "load_imagenet", "prepare_transfer", "register_model",
     "save_features", "trainable_parameters",
 ]

@@ -41,4 +41,6 @@ def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     except KeyError:
         known = ", ".join(sorted(_BUILDERS))
         raise KeyError(f"unknown model {name!r}; known models: {known}") from None
-    return builder(num_classes=num_classes, **kwargs)
+    model = builder(num_classes=num_classes, **kwargs)
+    model.registered_name = name  # what checkpoints record as `arch`, and what error messages suggest
+    return model

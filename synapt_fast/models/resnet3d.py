@@ -88,6 +88,7 @@ class ResNet3d(VideoClassifier):
             raise ValueError("depthwise_temporal applies to R(2+1)D blocks only")
         self.family = block
         self.temporal_stride = temporal_stride
+        self.depthwise_temporal = depthwise_temporal
         Block = blocks[block]
         self.conv1 = conv3d(3, width, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3))
         self.bn1 = nn.BatchNorm3d(width)

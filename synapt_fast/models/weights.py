@@ -13,6 +13,16 @@ Two entry points, both returning a `LoadReport`:
   `{'state_dict': ...}` files (keys possibly `module.`-prefixed) or facebookresearch TimeSformer
   `{'model_state': ...}` files (keys `model.`-prefixed).
 
+Before any tensor is copied, `load_checkpoint` compares the temporal variant the checkpoint was
+trained as with the model's. I3D with and without temporal stride, TSN with and without temporal
+pooling, R(2+1)D with and without depthwise temporal convs have identical keys and shapes, so a
+load into the wrong one "succeeds" and gives other logits. IBM's `train.py` stores the variant in
+`arch` (`<dataset>-<modality>-<network name>-f<frames>-...`, network names `resnet-50`,
+`resnet-50-ts-max`, `i3d-resnet-50-ts`, `s3d-resnet-50-dw-t-conv-ts`, ...), ours store the
+registered model name there, and facebookresearch TimeSformer stores its config (`cfg`, YAML text
+with `ATTENTION_TYPE`). A checkpoint that names another variant is refused, naming both; one that
+names none (a bare state dict, an `arch` we cannot read) loads as before.
+
 Rules for every load: files are read with `torch.load(weights_only=True)` (a checkpoint is data,
 not code); a classifier whose shape differs from the model's is dropped, leaving the model's new
 head; any other shape mismatch is an error; missing and unexpected keys are logged and returned;
@@ -25,6 +35,9 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
+import zipfile
 from dataclasses import dataclass, field
 
 import torch
@@ -37,8 +50,12 @@ StateDict = dict[str, torch.Tensor]
 _PREFIXES = ("module.", "model.")
 
 
-class CheckpointMismatch(RuntimeError):
-    """A state dict that does not fit the model (too few matching keys, or wrong shapes)."""
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: unreadable, empty, or not for this model. Names the file."""
+
+
+class CheckpointMismatch(CheckpointError):
+    """A state dict that does not fit the model (too few matching keys, wrong shapes, another variant)."""
 
 
 @dataclass
@@ -79,13 +96,31 @@ def read_state_dict(source: str | os.PathLike | dict) -> tuple[StateDict, str]:
     Unwraps `state_dict` / `model_state` / `model` containers and strips a `module.` and/or
     `model.` prefix shared by every key.
     """
+    obj, name = read_checkpoint(source)
+    return strip_prefixes(_unwrap(obj, name)), name
+
+
+def read_checkpoint(source: str | os.PathLike | dict) -> tuple[dict, str]:
+    """``(checkpoint object, description)``; an unreadable file is a `CheckpointError` naming it."""
     if isinstance(source, dict):
-        obj, name = source, "in-memory state dict"
-    else:
-        name = os.fspath(source)
+        return source, "in-memory state dict"
+    name = os.fspath(source)
+    if os.path.isfile(name) and os.path.getsize(name) == 0:
+        raise CheckpointError(f"{name}: empty file (0 bytes), not a checkpoint; was its save cut short?")
+    try:
         obj = torch.load(name, map_location="cpu", weights_only=True)
-    sd = _unwrap(obj, name)
-    return strip_prefixes(sd), name
+    except FileNotFoundError:
+        raise CheckpointError(f"{name}: no such checkpoint file") from None
+    except pickle.UnpicklingError as e:
+        # weights_only refused a pickled object: say which, not torch's how-to-load-it-anyway text
+        why = next((line.strip() for line in str(e).splitlines() if "Unsupported" in line or "global" in line),
+                   str(e).strip().splitlines()[0] if str(e).strip() else "")
+        raise CheckpointError(f"{name}: holds objects other than tensors and containers; read as data "
+                              f"(weights_only) it is refused: {why}") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"{name}: not a readable checkpoint ({type(e).__name__}: {first})") from None
+    return obj, name
 
 
 def _unwrap(obj, name: str) -> StateDict:
@@ -159,10 +194,119 @@ def load_state_dict_checked(model: nn.Module, sd: StateDict, *, source: str = "s
 def load_checkpoint(model: nn.Module, source, *, min_match: float = 0.5) -> LoadReport:
     """Load an IBM/SynAPT (`state_dict`, maybe `module.`) or facebookresearch TimeSformer
     (`model_state`, `model.`) checkpoint, or a plain state dict in our key naming."""
-    sd, name = read_state_dict(source)
+    obj, name = read_checkpoint(source)
+    check_variant(model, obj, name)
+    sd = strip_prefixes(_unwrap(obj, name))
     if getattr(model, "family", None) == "timesformer":
         sd = _resize_timesformer_embeddings(sd, model)
     return load_state_dict_checked(model, sd, source=name, min_match=min_match)
+
+
+# --- which temporal variant a checkpoint was trained as ----------------------------------------
+
+@dataclass(frozen=True)
+class Variant:
+    """What tells same-keyed models apart: the temporal design, in IBM's network-name terms."""
+
+    family: str  # tsn | i3d | r2plus1d | timesformer
+    temporal_stride: bool = False  # I3D / R(2+1)D: stride 2 in time; TSN: temporal pooling on
+    temporal_pool: str = ""  # TSN with temporal stride: max | avg
+    depthwise_temporal: bool = False  # R(2+1)D: IBM's --dw_t_conv
+    temporal_module: str = ""  # IBM TSN temporal modules (e.g. TAM-b3-sum); no model here has one
+    attention: str = ""  # TimeSformer attention type
+
+    def describe(self) -> str:
+        if self.family == "timesformer":
+            return f"TimeSformer {self.attention or '?'}"
+        base = {"tsn": "resnet", "i3d": "i3d-resnet", "r2plus1d": "s3d-resnet"}[self.family]
+        text = (f"{self.temporal_module}-" if self.temporal_module else "") + base
+        if self.depthwise_temporal:
+            text += "-dw-t-conv"
+        if self.temporal_stride:
+            text += f"-ts-{self.temporal_pool}" if self.family == "tsn" else "-ts"
+        return text
+
+
+def model_variant(model: nn.Module) -> Variant | None:
+    """The variant of one of our models (None for a model this module does not know)."""
+    family = getattr(model, "family", None)
+    if family == "tsn":
+        pool = getattr(model, "temporal_pool", None) or ""
+        return Variant("tsn", temporal_stride=bool(pool), temporal_pool=pool)
+    if family in ("i3d", "r2plus1d"):
+        return Variant(family, temporal_stride=bool(model.temporal_stride),
+                       depthwise_temporal=bool(getattr(model, "depthwise_temporal", False)))
+    if family == "timesformer":
+        return Variant("timesformer", attention="divided_space_time")
+    return None
+
+
+# IBM's network name inside `arch`: an optional temporal module, the backbone, the depth, then
+# `-dw-t-conv` and `-ts[-max|-avg]`, followed by `-f<frames>` (or the end).
+_IBM_NET = re.compile(r"(?:^|-)(?:(?P<module>[A-Za-z]+-b\d+-[a-z]+(?:-allc)?)-)?"
+                      r"(?P<base>i3d-resnet|s3d-resnet|resnet)-(?P<depth>\d+)(?P<dw>-dw-t-conv)?"
+                      r"(?P<ts>-ts(?:-(?P<pool>max|avg))?)?(?=-f\d|$)")
+_FB_ATTENTION = re.compile(r"ATTENTION_TYPE:\s*['\"]?(\w+)")
+
+
+def _registered_variant(name: str) -> Variant | None:
+    from synapt_fast.models.registry import create_model, list_models
+
+    if name not in list_models():
+        return None
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+            return model_variant(create_model(name, num_classes=1))
+    except NotImplementedError:  # a builder that reads tensor values (TimeSformer): one variant only
+        return None
+
+
+def checkpoint_variant(obj) -> tuple[Variant | None, str]:
+    """``(variant, what the checkpoint says)`` from IBM's or our `arch`, or FB TimeSformer's `cfg`;
+    ``(None, "")`` when it says nothing this module can read."""
+    if not isinstance(obj, dict):
+        return None, ""
+    arch = obj.get("arch")
+    if isinstance(arch, str) and arch:
+        ours = _registered_variant(arch)
+        if ours is not None:
+            return ours, f"arch {arch!r}"
+        m = _IBM_NET.search(arch)
+        if m:
+            family = {"resnet": "tsn", "i3d-resnet": "i3d", "s3d-resnet": "r2plus1d"}[m["base"]]
+            return Variant(family, temporal_stride=bool(m["ts"]), temporal_pool=m["pool"] or "",
+                           depthwise_temporal=bool(m["dw"]), temporal_module=m["module"] or ""), f"arch {arch!r}"
+    cfg = obj.get("cfg")
+    if isinstance(cfg, str):
+        m = _FB_ATTENTION.search(cfg)
+        if m:
+            return Variant("timesformer", attention=m[1]), f"cfg ATTENTION_TYPE {m[1]!r}"
+    return None, ""
+
+
+def matching_models(variant: Variant, like: str = "") -> list[str]:
+    """Registered models of `variant` (of the same size as `like`: tiny with tiny)."""
+    from synapt_fast.models.registry import list_models
+
+    tiny = "tiny" in like
+    prefix = {"tsn": "tsn_", "i3d": "i3d_", "r2plus1d": "r2plus1d_"}.get(variant.family)
+    if prefix is None:
+        return []
+    return [n for n in list_models(prefix) if n.startswith(prefix) and ("tiny" in n) == tiny
+            and _registered_variant(n) == variant]
+
+
+def check_variant(model: nn.Module, obj, name: str) -> None:
+    """Refuse a checkpoint trained as another temporal variant than `model` (see the module docstring)."""
+    want = model_variant(model)
+    have, said = checkpoint_variant(obj)
+    if want is None or have is None or want == have or have.family != want.family:
+        return  # unknown on either side, or another family: the key and shape checks decide
+    fits = matching_models(have, like=getattr(model, "registered_name", ""))
+    hint = f"; the matching model: {', '.join(fits)}" if fits else ""
+    raise CheckpointMismatch(
+        f"{name}: trained as {have.describe()} ({said}), but the model is {want.describe()}: the keys "
+        f"match but the temporal design does not, so its logits would be wrong{hint}")
 
 
 # --- ImageNet weights ---------------------------------------------------------------------------

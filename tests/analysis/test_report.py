@@ -15,13 +15,15 @@ MACHINE = {"cpu": "Test CPU 9000", "cores": 2, "memory_gib": 8.0, "gpus": [], "v
 
 
 def result(run_dir: Path, model: str, mode: str, source: str, dataset: str, top1: float, *, frames: int = 8,
-           train: float = 120.0, evaluate: float = 480.0, best: float | None = None) -> None:
+           train: float = 120.0, evaluate: float = 480.0, best: float | None = None, seed: int = 0,
+           lr: float = 0.001, videos: int = 50) -> None:
     run_dir.mkdir(parents=True)
     (run_dir / "result.json").write_text(json.dumps({
         "run": run_dir.name, "model": model, "mode": mode, "pretrained_on": source, "dataset": dataset,
         "num_classes": 10, "top1": top1, "top5": 1.0, "best_top1": top1 if best is None else best,
-        "train_clips_per_s": train, "eval_clips_per_s": evaluate,
-        "hyper_parameters": {"data.num_frames": frames, "optim.lr": 0.001}, "machine": MACHINE}))
+        "train_clips_per_s": train, "eval_clips_per_s": evaluate, "eval_videos": videos,
+        "hyper_parameters": {"data.num_frames": frames, "optim.lr": lr, "seed": seed, "data.val": f"shards/{dataset}/val"},
+        "machine": MACHINE}))
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,11 @@ def runs(tmp_path_factory) -> Path:
     result(root / "s_ft_ucf_worse", t, "finetune", "synthetic150", "ucf101", 0.5000)  # same cell: not chosen
     result(root / "s_lp_ucf", t, "linear_probe", "synthetic150", "ucf101", 0.2802)
     result(root / "s_lp_hmdb", t, "linear_probe", "synthetic150", "hmdb51", 0.2092)
+    # Three seeds of one configuration: mean ± std; a better-looking other configuration with one seed
+    # does not beat the mean it is compared with unless its own number is higher.
+    for seed, top1 in enumerate((0.40, 0.42, 0.44)):
+        result(root / f"k_ft_hmdb_seed{seed}", t, "finetune", "kinetics150", "hmdb51", top1, seed=seed)
+    result(root / "k_ft_hmdb_lr_other", t, "finetune", "kinetics150", "hmdb51", 0.41, lr=0.01)
     result(root / "scratch_ucf", t, "scratch", "none", "ucf101", 0.4837)
     result(root / "i3d_s_ft_ssv2", "i3d_r50", "finetune", "synthetic150", "mini_ssv2", 0.5072)
     result(root / "s30_ft_ucf", t, "finetune", "synthetic30", "ucf101", 0.7100)  # Figure 3
@@ -50,6 +57,14 @@ def runs(tmp_path_factory) -> Path:
     result(sweep / "lr0.0001", t, "finetune", "synthetic150", "diving48", 0.7000)
     (sweep / "sweep.json").write_text(json.dumps({"chosen": {"tag": "lr0.001", "run": str(sweep / "lr0.001")},
                                                   "cells": []}))
+    # A sweep with --seeds: its chosen point's two seeds fill the cell, the other point's do not.
+    seeded = root / "sweeps" / "tsn_r50_8x1_kinetics150_lp-diving48"
+    for tag, lr, seed, top1 in (("lr0.001_seed0", 0.001, 0, 0.30), ("lr0.001_seed1", 0.001, 1, 0.34),
+                                ("lr0.01_seed0", 0.01, 0, 0.50), ("lr0.01_seed1", 0.01, 1, 0.10)):
+        result(seeded / tag, t, "linear_probe", "kinetics150", "diving48", top1, seed=seed, lr=lr)
+    (seeded / "sweep.json").write_text(json.dumps({"chosen": {
+        "tag": "lr0.001_seed0", "run": str(seeded / "lr0.001_seed0"),
+        "runs": [str(seeded / "lr0.001_seed0"), str(seeded / "lr0.001_seed1")]}, "cells": []}))
     bias = root / "bias"
     bias.mkdir()
     for d, m, b in (("kinetics150", 0.4467, 6.07), ("ucf101", 0.6532, 6.04), ("hmdb51", 0.3856, 4.30)):
@@ -58,6 +73,13 @@ def runs(tmp_path_factory) -> Path:
     (bias / "ikea_fa.json").write_text(json.dumps({"dataset": "ikea_fa", "M": 0.0, "M_rnd": 0.0833, "B": None}))
     (root / "broken").mkdir()
     (root / "broken" / "result.json").write_text("{not json")
+    result(root / "wrong_type", t, "finetune", "kinetics150", "ikea_fa", 0.5)  # a hand-edited file
+    edited = json.loads((root / "wrong_type" / "result.json").read_text())
+    (root / "wrong_type" / "result.json").write_text(json.dumps(dict(edited, best_top1="0.9")))
+    result(root / "wrong_frames", t, "finetune", "kinetics150", "ikea_fa", 0.5)
+    edited = json.loads((root / "wrong_frames" / "result.json").read_text())
+    edited["hyper_parameters"]["data.num_frames"] = "eight"
+    (root / "wrong_frames" / "result.json").write_text(json.dumps(edited))
     return root
 
 
@@ -89,8 +111,11 @@ def test_table_1_cells_gaps_and_throughput(report):
     assert list(rows[0])[:9] == ["Model", "Pre-training", "Mode", "UCF101", "HMDB51", "Mini-SSV2", "Diving48",
                                  "IkeaFA", "UAV-Human"]
     k_ft = row(rows, "TSN", "Kinetics (kinetics150)", "FT")
-    assert k_ft["UCF101"] == "86.17 (123 / 457)"  # top-1 % (training / evaluation clips/s)
-    assert k_ft["HMDB51"] == "—" and k_ft["IkeaFA"] == "—"
+    # top-1 % (seeds, validation videos; training / evaluation clips/s)
+    assert k_ft["UCF101"] == "86.17 (1 seed, n=50; 123 / 457)"
+    assert k_ft["HMDB51"] == "42.00 ± 2.00 (3 seeds, n=50; 120 / 480)"  # mean ± sample std over seeds
+    assert k_ft["IkeaFA"] == "—"  # both of its runs have wrong-typed fields: skipped, named
+    assert row(rows, "TSN", "Kinetics (kinetics150)", "LP")["Diving48"] == "32.00 ± 2.83 (2 seeds, n=50; 120 / 480)"
     assert row(rows, "TSN", "Synthetic (synthetic150)", "FT")["UCF101"].startswith("83.40 (")  # best of two
     assert row(rows, "TSN", "Synthetic (synthetic150)", "FT")["Diving48"].startswith("60.00 (")  # the sweep's choice
     assert row(rows, "TSN", "Scratch", "Scratch")["UCF101"].startswith("48.37 (")
@@ -101,6 +126,9 @@ def test_table_1_cells_gaps_and_throughput(report):
     assert "—" in cells and not any(c.startswith(("0.0", "0.00")) for c in cells)
     assert "86.10" not in "".join(cells) and "71.00" not in "".join(cells)  # 16-frame and 30-class runs elsewhere
     assert "Throughput measured on: Test CPU 9000, 2 cores, 8.0 GiB, GPUs: none; torch 2.13.0" in text
+    # Which split chose the epoch and the cell, and which split the number is measured on.
+    assert "Measured on: `shards/diving48/val`, `shards/hmdb51/val`" in text and "optimistic" in text
+    assert "cells are single-seed" in text
 
     # The CSV holds the same cells, missing ones empty (never 0).
     records = list(csv.DictReader(open(out / "table1.csv")))
@@ -108,7 +136,14 @@ def test_table_1_cells_gaps_and_throughput(report):
     assert len(records) == len(rows) * 6  # every row x the paper's six datasets
     assert by[("tsn_r50", "kinetics150", "FT", "ucf101")]["top1"] == "86.17"
     assert by[("tsn_r50", "kinetics150", "FT", "ucf101")]["train_clips_per_s"] == "123.4"
-    assert by[("tsn_r50", "kinetics150", "FT", "hmdb51")]["top1"] == ""
+    assert by[("tsn_r50", "kinetics150", "FT", "hmdb51")]["top1"] == "42.00"
+    hmdb = by[("tsn_r50", "kinetics150", "FT", "hmdb51")]
+    assert (hmdb["top1_std"], hmdb["seeds"], hmdb["val_clips"]) == ("2.00", "0 1 2", "50")
+    assert hmdb["measured_on"] == hmdb["epoch_chosen_on"] == "shards/hmdb51/val"
+    assert "best mean top-1 on val of 2 configurations" in hmdb["cell_chosen_by"]
+    assert "sweep tsn_r50_8x1_synthetic150_ft-diving48" in by[("tsn_r50", "synthetic150", "FT", "diving48")]["cell_chosen_by"]
+    assert by[("tsn_r50", "synthetic150", "LP", "ucf101")]["cell_chosen_by"] == "the only configuration run"
+    assert by[("tsn_r50", "kinetics150", "FT", "ikea_fa")]["top1"] == ""
     for r in rows:
         for d, title in (("ucf101", "UCF101"), ("diving48", "Diving48"), ("hmdb51", "HMDB51")):
             pre = {"Scratch": "none"}.get(r["Mode"], r["Pre-training"].split("(")[-1].rstrip(")").lower())
@@ -141,6 +176,9 @@ def test_figures_and_skips(report):
             assert im.format == "PNG"
         assert f"]({name})" in text
     assert "broken/result.json: not readable JSON" in text
+    assert "wrong_type/result.json: best_top1: expected a finite number, got str '0.9'" in text
+    assert "wrong_frames/result.json: hyper_parameters.data.num_frames: expected an integer" in text
+    assert "k_ft_hmdb_lr_other/result.json: a better configuration of the same cell" in text
     assert "s_ft_ucf_worse/result.json: a better run" in text
     assert "lr0.0001/result.json: not the chosen cell" in text
 
@@ -175,3 +213,46 @@ def test_throughput_table_from_a_shapes_record(runs, tmp_path):
     assert f"{bad}: no 'throughput'" in (tmp_path / "r2" / "report.md").read_text()
     missing = run_cli("report", str(runs), "--throughput", str(tmp_path / "none.json"), check=False)
     assert missing.returncode == 2 and "none.json: no such file" in missing.stderr
+
+
+def _legend_matches(ax) -> None:
+    """Every legend entry is drawn with the colour, line style and marker of the line it names."""
+    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    legend = ax.get_legend()
+    entries = dict(zip((t.get_text() for t in legend.get_texts()), legend.legend_handles))
+    assert set(entries) == set(lines)
+    for label, handle in entries.items():
+        line = lines[label]
+        assert (handle.get_color(), handle.get_linestyle(), handle.get_marker()) == (
+            line.get_color(), line.get_linestyle(), line.get_marker()), label
+
+
+def test_figures_join_no_datasets_and_legends_match_the_lines():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from synapt_fast.analysis import figures
+
+    fig2 = [{"dataset": d, "title": d, "model": m, "B": b, "ratio": r, "real": "Kinetics"}
+            for m in ("tsn_r50", "i3d_r50") for d, b, r in (("ucf101", 6.0, 2.4), ("hmdb51", 4.3, 2.2),
+                                                            ("diving48", 2.4, 0.9))]
+    fig = figures._bias_figure(plt, fig2)
+    ax = fig.axes[0]
+    drawn = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert len(drawn) == 2 and all(line.get_linestyle() == "None" for line in drawn)  # markers, no joins
+    assert {line.get_marker() for line in drawn} == {"o", "s"}
+    _legend_matches(ax)
+    plt.close(fig)
+
+    fig3 = [{"dataset": d, "title": d, "rank": i, "model": m, "family": f, "mode": mode, "x": x, "top1": 0.5}
+            for i, d in enumerate(("ucf101", "hmdb51")) for m in ("tsn_r50", "i3d_r50")
+            for f in ("Kinetics", "Synthetic") for mode in ("FT", "LP") for x in (30, 90, 150)]
+    fig = figures._sweep_figure(plt, "fig3.png", fig3)
+    assert [a.get_title() for a in fig.axes] == ["ucf101", "hmdb51"]  # one panel per dataset, none joined
+    for ax in fig.axes:
+        drawn = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+        assert len(drawn) == 8 and all(list(line.get_xdata()) == [30, 90, 150] for line in drawn)
+        _legend_matches(ax)
+    plt.close(fig)

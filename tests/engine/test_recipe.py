@@ -53,6 +53,23 @@ def test_minimal_recipe_gets_defaults():
     (minimal(model={"dropout": 1.0}), "model.dropout"),
     (minimal(optim={"warmup_epochs": 3.0}), "optim.warmup_epochs"),
     (minimal(model="tsn_tiny"), "model"),
+    (minimal(model={"name": "tsn_r5O"}), "model.name"),
+    (minimal(data={"resize_ratio": 0.0}), "data.resize_ratio"),
+    (minimal(data={"resize_ratio": 1.5}), "data.resize_ratio"),
+    (minimal(optim={"lr": float("nan")}), "optim.lr"),
+    (minimal(optim={"lr": float("inf")}), "optim.lr"),
+    (minimal(output={"checkpoint_minutes": float("nan")}), "output.checkpoint_minutes"),
+    (minimal(output={"name": "../../x"}), "output.name"),
+    (minimal(output={"name": "/tmp/x"}), "output.name"),
+    (minimal(output={"name": "sweep/../../x"}), "output.name"),
+    (minimal(optim={"schedule": "linear"}), "optim.schedule"),
+    (minimal(optim={"schedule": "step"}), "optim.step_epochs"),
+    (minimal(optim={"schedule": "step", "step_epochs": [1.0, 1.0]}), "optim.step_epochs"),
+    (minimal(optim={"schedule": "step", "step_epochs": [2.0]}), "optim.step_epochs"),
+    (minimal(optim={"schedule": "step", "step_epochs": [1], "step_factor": 2.0}), "optim.step_factor"),
+    (minimal(optim={"step_epochs": [1.0]}), "optim.step_epochs"),
+    (minimal(optim={"step_epochs": 1.0}), "optim.step_epochs"),
+    (minimal(optim={"schedule": "step", "step_epochs": ["1"]}), "optim.step_epochs"),
 ])
 def test_errors_name_the_key(table, key):
     with pytest.raises(RecipeError, match=rf"^{re.escape(key)}\b"):
@@ -78,6 +95,17 @@ def test_overrides_are_typed_and_checked():
             from_dict(minimal(), [item])
 
 
+def test_nan_overrides_and_step_lists_are_checked():
+    for item, key in [("optim.lr=nan", "optim.lr"), ("checkpoint_minutes=nan", "output.checkpoint_minutes"),
+                      ("data.resize_ratio=0", "data.resize_ratio"), ("output.name=../../x", "output.name"),
+                      ("model.name=nosuch", "model.name")]:
+        with pytest.raises(RecipeError, match=rf"^{re.escape(key)}\b"):
+            from_dict(minimal(), [item])
+    r = from_dict(minimal(optim={"epochs": 15}), ["optim.schedule=step", "optim.step_epochs=11,14"])
+    assert r.optim.step_epochs == [11.0, 14.0] and from_dict(tomllib.loads(dumps(r))) == r
+    assert from_dict(minimal(), ["output.name=sweep/lr0.1"]).run_dir() == Path("runs/sweep/lr0.1")
+
+
 def test_dumps_round_trips():
     r = from_dict(minimal(optim={"clip_grad_norm": 40}), ["model.pretrained_on=synthetic \"150\""])
     assert from_dict(tomllib.loads(dumps(r))) == r
@@ -97,7 +125,7 @@ def test_name_defaults_to_file_stem(tmp_path):
 # --- the committed recipes --------------------------------------------------------------------
 
 FILES = sorted(RECIPES.glob("*.toml"))
-PAPER_MODELS = {"tsn_r50": "8x1", "i3d_r50": "8x8", "r2plus1d_r50": "8x8", "timesformer_b16": "8x1"}
+PAPER_MODELS = {"tsn_r50": "8x1", "i3d_r50": "8x8", "r2plus1d_r50": "8x8", "timesformer_b16": "8x32"}
 DOWNSTREAM = ("ucf101", "hmdb51", "mini_ssv2", "diving48", "ikea_fa", "uav_human")
 SOURCES = ("synthetic150", "kinetics150")
 
@@ -131,6 +159,10 @@ def test_every_paper_cell_has_a_recipe():
             n = f"{model}_{frames}_scratch-{task}"
             if n not in names:
                 missing.append(n)
+    # Table 4: TimeSformer pre-trained on Moments in Time (150 classes), transferred to every task.
+    missing += [n for n in ["timesformer_b16_8x32_mit150_pretrain"] if n not in names]
+    missing += [n for task in DOWNSTREAM for mode in ("ft", "lp")
+                if (n := f"timesformer_b16_8x32_mit150_{mode}-{task}") not in names]
     for source in SOURCES:
         missing += [n for n in [f"tsn_r50_16x1_{source}_pretrain"] if n not in names]
         for task in DOWNSTREAM:
@@ -138,6 +170,22 @@ def test_every_paper_cell_has_a_recipe():
             if n not in names:
                 missing.append(n)
     assert not missing, missing
+
+
+def test_timesformer_recipes_follow_the_reference_8x32_config():
+    """facebookresearch/TimeSformer TimeSformer_divST_8x32_224: not the CNN schedule."""
+    tf = [p for p in FILES if p.stem.startswith("timesformer_b16_")]
+    assert len(tf) == 45
+    for path in tf:
+        r = load_recipe(path)
+        assert (r.optim.lr, r.optim.weight_decay, r.optim.epochs, r.optim.momentum) == (0.005, 1e-4, 15, 0.9), path.stem
+        assert (r.optim.schedule, r.optim.step_epochs, r.optim.step_factor) == ("step", [11.0, 14.0], 0.1)
+        assert (r.data.sampling, r.data.num_frames, r.data.interval, r.data.train_crop) == ("dense", 8, 32, "jitter")
+        assert (r.eval.num_clips, r.eval.crops) == (1, 3)
+    for path in FILES:  # and the CNN recipes sample as IBM's code does
+        r = load_recipe(path)
+        if not path.stem.startswith("timesformer"):
+            assert r.data.sampling_style == "ibm" and r.optim.schedule == "cosine", path.stem
 
 
 def test_transfer_recipes_start_from_their_pretraining_run():

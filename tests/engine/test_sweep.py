@@ -107,41 +107,85 @@ def tiny_overrides(data: Path, runs: Path) -> list[str]:
 @pytest.mark.slow
 def test_real_sweep_records_failures_skips_finished_and_resumes(tiny_set, tmp_path):
     runs = tmp_path / "runs"
-    # Three models, one of them not registered: two cells train, one fails, the sweep goes on.
-    args = ["sweep", str(DEMO), *tiny_overrides(tiny_set, runs), "--grid",
-            "model.name=tsn_tiny,no_such_model,tsn_tiny_tpool_max"]
+    # A model that is not registered is refused before any cell runs, naming the key.
+    proc = run_cli("sweep", str(DEMO), *tiny_overrides(tiny_set, runs), "--grid", "model.name=tsn_tiny,no_such_model",
+                   check=False)
+    assert proc.returncode == 2 and "model.name: unknown model 'no_such_model'" in proc.stderr
+    assert "Traceback" not in proc.stderr and not runs.exists()
+    # Two models x a validation split that exists and one that does not: two cells train, two fail
+    # at run time, and the sweep goes on.
+    missing = tiny_set / "no_such_split"
+    fixed = [o for o in tiny_overrides(tiny_set, runs) if not o.startswith("data.val=")]
+    args = ["sweep", str(DEMO), *fixed, "--grid", "model.name=tsn_tiny,tsn_tiny_tpool_max",
+            "--grid", f"data.val={tiny_set / 'val'},{missing}"]
+    tag = lambda m, v: sweep.cell_tag({"model.name": m, "data.val": str(v)})  # noqa: E731
+    good = {m: tag(m, tiny_set / "val") for m in ("tsn_tiny", "tsn_tiny_tpool_max")}
+    bad = {m: tag(m, missing) for m in ("tsn_tiny", "tsn_tiny_tpool_max")}
     proc = run_cli(*args, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "1 cell(s) failed: nameno_such_model (exit 2" in proc.stderr  # a recipe error: model.name
+    assert f"2 cell(s) failed: {bad['tsn_tiny']} (exit " in proc.stderr
     out = runs / DEMO.stem
     record = json.loads((out / "sweep.json").read_text())
     cells = {c["tag"]: c for c in record["cells"]}
-    assert list(cells) == ["nametsn_tiny", "nameno_such_model", "nametsn_tiny_tpool_max"]
-    failed = cells["nameno_such_model"]
-    assert failed["status"] == "failed" and failed["exit_code"] not in (0, None)
-    assert "no_such_model" in Path(failed["log"]).read_text()
-    assert not (out / "nameno_such_model" / "result.json").exists()
+    assert list(cells) == [good["tsn_tiny"], bad["tsn_tiny"], good["tsn_tiny_tpool_max"], bad["tsn_tiny_tpool_max"]]
+    for failed in (cells[t] for t in bad.values()):
+        assert failed["status"] == "failed" and failed["exit_code"] not in (0, None)
+        assert "no_such_split" in Path(failed["log"]).read_text()
+        assert not (Path(failed["run"]) / "result.json").exists()
     results = {}
-    for tag in ("nametsn_tiny", "nametsn_tiny_tpool_max"):
-        assert cells[tag]["status"] == "finished" and cells[tag]["exit_code"] == 0
-        results[tag] = json.loads((out / tag / "result.json").read_text())
-        assert cells[tag]["best_top1"] == results[tag]["best_top1"]
-        assert results[tag]["model"] == cells[tag]["values"]["model.name"]
+    for t in good.values():
+        assert cells[t]["status"] == "finished" and cells[t]["exit_code"] == 0
+        results[t] = json.loads((out / t / "result.json").read_text())
+        assert cells[t]["best_top1"] == results[t]["best_top1"]
+        assert results[t]["model"] == cells[t]["values"]["model.name"]
     best = max(results, key=lambda t: (results[t]["best_top1"], results[t]["top1"], -list(cells).index(t)))
     assert record["chosen"]["tag"] == best and record["chosen"]["run"] == str(out / best)
     assert "**chosen**" in (out / "sweep.md").read_text() and "| failed |" in proc.stdout
 
     # Re-run after a cell lost its result.json (stopped after its last checkpoint): that cell
     # continues with --resume, the other finished cell is not trained again, the failed one is retried.
-    kept, stopped = "nametsn_tiny_tpool_max", "nametsn_tiny"
+    kept, stopped = good["tsn_tiny_tpool_max"], good["tsn_tiny"]
     mtime = (out / kept / "result.json").stat().st_mtime_ns
     (out / stopped / "result.json").unlink()
     again = run_cli(*args, check=False)
     assert again.returncode == 2
     record = json.loads((out / "sweep.json").read_text())
-    assert [c["status"] for c in record["cells"]] == ["finished", "failed", "skipped"]
+    assert [c["status"] for c in record["cells"]] == ["finished", "failed", "skipped", "failed"]
     assert record["cells"][0]["resumed"] is True and record["cells"][2]["message"] == "finished earlier"
     assert (out / kept / "result.json").stat().st_mtime_ns == mtime
     resumed = json.loads((out / stopped / "result.json").read_text())
     assert resumed["steps"] == results[stopped]["steps"] and resumed["best_top1"] == results[stopped]["best_top1"]
     assert record["chosen"]["tag"] == best
+
+
+def test_seeds_expand_each_grid_point_and_the_choice_is_the_mean(tmp_path):
+    cells = sweep.expand(DEMO, sweep.grid_axes(None, ["lr=0.1,0.2"]), seeds=[0, 1],
+                         overrides=[f"output.dir={tmp_path}"])
+    assert [c.tag for c in cells] == ["lr0.1_seed0", "lr0.1_seed1", "lr0.2_seed0", "lr0.2_seed1"]
+    assert [(c.recipe.optim.lr, c.recipe.seed) for c in cells] == [(0.1, 0), (0.1, 1), (0.2, 0), (0.2, 1)]
+    with pytest.raises(RecipeError, match="--seeds"):
+        sweep.expand(DEMO, sweep.grid_axes(None, ["lr=0.1"]), seeds=[0], overrides=["seed=3"])
+    # lr 0.2 has the single best run (0.9) but the lower mean: lr 0.1 is chosen.
+    scores = {"lr0.1_seed0": 0.7, "lr0.1_seed1": 0.8, "lr0.2_seed0": 0.9, "lr0.2_seed1": 0.5}
+    outcomes = [sweep.CellOutcome(c.index, c.tag, str(c.run_dir), c.values, "finished", best_top1=scores[c.tag],
+                                  top1=scores[c.tag], seed=c.seed) for c in cells]
+    point = sweep.choose_point(outcomes)
+    assert [o.tag for o in point] == ["lr0.1_seed0", "lr0.1_seed1"]
+    mean, std = sweep.spread(point)
+    assert mean == pytest.approx(0.75) and std == pytest.approx(0.0707107, rel=1e-5)
+    # A point with a failed seed is not comparable: the other one is chosen.
+    outcomes[1].status = "failed"
+    assert [o.tag for o in sweep.choose_point(outcomes)] == ["lr0.2_seed0", "lr0.2_seed1"]
+    assert "seed" in sweep.markdown(["optim.lr"], outcomes, point).splitlines()[0]
+
+
+def test_a_wrong_typed_result_is_a_failed_cell_naming_file_and_key(tmp_path):
+    (cell,) = sweep.expand(DEMO, sweep.grid_axes(None, ["lr=0.1"]), overrides=[f"output.dir={tmp_path}"])
+    cell.run_dir.mkdir(parents=True)
+    (cell.run_dir / "result.json").write_text(json.dumps({"best_top1": "0.9", "top1": 0.8, "hyper_parameters": {}}))
+    outcome = sweep.run_cell(cell, 1, tmp_path / "logs")
+    assert outcome.status == "failed"
+    assert outcome.message == f"{cell.run_dir / 'result.json'}: best_top1: expected a finite number, got str '0.9'"
+    (cell.run_dir / "result.json").write_text(json.dumps({"best_top1": 0.9, "hyper_parameters": [1]}))
+    assert "hyper_parameters: expected an object" in sweep.run_cell(cell, 1, tmp_path / "logs").message
+    assert sweep.choose([outcome]) is None

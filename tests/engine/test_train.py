@@ -229,6 +229,37 @@ def test_finetune_and_scratch(tiny_sets, reference_run, tmp_path):
     assert res["pretrained_on"] == "none" and res["mode"] == "scratch"
 
 
+def test_an_empty_or_other_variant_init_checkpoint_is_one_line_naming_it(tiny_sets, reference_run, tmp_path, capsys):
+    empty = tmp_path / "empty.pth.tar"
+    empty.write_bytes(b"")
+    recipe = recipe_file(tmp_path, tiny_sets, "ft_empty", dataset="down_b000", model__mode="finetune",
+                         model__init=str(empty), optim__epochs=1)
+    assert run_inprocess(recipe) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: {empty}: empty file (0 bytes), not a checkpoint; was its save cut short?"]
+    # The reference run's best checkpoint says arch tsn_tiny: a temporal-pooling TSN refuses it.
+    recipe = recipe_file(tmp_path, tiny_sets, "ft_variant", dataset="down_b000", model__mode="finetune",
+                         model__name="tsn_tiny_tpool_max", model__init=str(reference_run / ckpt.BEST), optim__epochs=1)
+    assert run_inprocess(recipe) == 2
+    err = capsys.readouterr().err
+    assert "trained as resnet (arch 'tsn_tiny'), but the model is resnet-ts-max" in err and "Traceback" not in err
+    recipe = recipe_file(tmp_path, tiny_sets, "no_val", data__val=str(tmp_path / "nosuch" / "val"))
+    assert run_inprocess(recipe) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: {tmp_path / 'nosuch' / 'val'}: no manifest "
+                                        "(is this a shard split folder?)"]
+
+
+def test_step_schedule_drops_the_lr_at_its_epochs(tiny_sets, tmp_path):
+    recipe = recipe_file(tmp_path, tiny_sets, "steps", optim__warmup_epochs=0.0, optim__schedule="step",
+                         optim__step_epochs="2", optim__step_factor=0.1)
+    assert run_inprocess(recipe) == 0
+    lrs = {}
+    for r in records(tmp_path / "runs" / "steps", "train"):  # each epoch's first record
+        lrs.setdefault(r["epoch"], r["lr"])
+    assert lrs[0] == pytest.approx(0.05) and lrs[1] == pytest.approx(0.05) and lrs[2] == pytest.approx(0.005)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_precisions(precision, tiny_sets, tmp_path):
     recipe = recipe_file(tmp_path, tiny_sets, f"p_{precision}", precision=precision, optim__epochs=1,

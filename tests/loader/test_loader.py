@@ -96,7 +96,10 @@ def _pyav_reference(split: Path, size: int) -> dict[int, np.ndarray]:
     ("dali", Sampling("uniform", 6), "main"), ("dali", Sampling("dense", 4), "good"),
     ("dali", Sampling("dense", 4, num_clips=3), "good"),
     ("dali-seek", Sampling("dense", 8, interval=3), "main"), ("reference", Sampling("segments", 8), "main"),
-    ("reference", Sampling("dense", 4), "good")])
+    ("reference", Sampling("dense", 4), "good"),
+    # IBM's evaluation placement, computed in DALI's float32 graph: the same frames as numpy's
+    ("dali", Sampling("segments", 8, style="ibm"), "main"),
+    ("dali", Sampling("dense", 4, interval=3, num_clips=3, style="ibm"), "good")])
 def test_frames_equal_pyav_frames_for_the_same_indices(splits, backend, sampling, split):
     t = Transform(size=128, resize_ratio=1.0, layout="NTCHW", **RAW)
     decoded = _pyav_reference(splits[split], 128)
@@ -161,7 +164,7 @@ def test_format_1_webm_splits_still_load_and_give_the_same_clips(splits, tmp_pat
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("crop", ["multiscale", "random_resized"])
+@pytest.mark.parametrize("crop", ["multiscale", "random_resized", "jitter"])
 def test_the_same_augmentation_applies_to_every_frame(splits, backend, crop):
     t = Transform(size=64, train_crop=crop, layout="NTCHW", **RAW)
     crops = []
@@ -184,6 +187,18 @@ def test_short_clips_repeat_the_last_frame_never_black(splits, backend):
         for clip in clips:
             assert (clip[2:] - clip[2]).abs().max() < 1e-3
             assert clip.mean() > 20
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ibm_style_short_clips_wrap_to_the_start(splits, backend):
+    """IBM's dense sampling loops a short clip (`% n`); in the DALI graph as in the reference loader."""
+    t = Transform(size=128, resize_ratio=1.0, layout="NTCHW", **RAW)
+    for b in loader_for(backend, splits["short"], Sampling("dense", 8, style="ibm"), t, train=False, batch_size=4,
+                        workers=1):
+        for clip in b.video[:, 0]:  # 8 frames of a 3-frame clip: 0 1 2 0 1 2 0 1
+            for i in range(3, 8):
+                assert (clip[i] - clip[i % 3]).abs().max() < 1e-3
+            assert (clip[1] - clip[0]).abs().mean() > 0.5 and clip.mean() > 20  # moving content, not black
 
 
 def test_h264_shards_are_refused_on_cpu_with_the_codec_to_use(tmp_path):
@@ -350,3 +365,15 @@ def test_lanes_cover_each_sample_once_and_resume_exactly(splits):
     resumed = [(b.pos.tolist(), b.video) for b in loader(1).iterate(1, start_batch=1)]
     assert [p for p, _ in resumed] == [p for p, _ in a[1:]]
     assert all(torch.equal(x[1], y[1]) for x, y in zip(resumed, a[1:]))
+
+
+def test_jitter_box_is_timesformers_short_side_jitter():
+    """A 224 crop after resizing the short side to 256..320: a square of 0.7..0.875 x the short side."""
+    from synapt_fast.loader.transforms import numpy_jitter_box
+
+    rng = np.random.default_rng(0)
+    boxes = np.array([numpy_jitter_box(240, 320, rng) for _ in range(2000)])
+    y0, x0, ch, cw = boxes.T
+    assert (ch == cw).all() and ch.min() >= int(240 * 224 / 320) and ch.max() <= int(240 * 224 / 256)
+    assert (y0 >= 0).all() and (x0 >= 0).all() and (y0 + ch <= 240).all() and (x0 + cw <= 320).all()
+    assert x0.max() > 100 and x0.min() < 5  # anywhere along the long side

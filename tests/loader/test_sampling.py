@@ -80,3 +80,64 @@ def test_bad_specs_are_refused():
         Sampling("dense", 0)
     with pytest.raises(ValueError, match="at least one frame"):
         numpy_indices(Sampling(), 0, train=False)
+
+
+# --- IBM/action-recognition-pytorch's sampling (utils/video_dataset.py), restated 0-based ------------
+
+def ibm_val_segments(n: int, groups: int) -> list[int]:
+    tick = n / float(groups)  # fixed_offset, one clip, n > groups
+    return [int(tick / 2.0 + tick * x) for x in range(groups)]
+
+
+def ibm_val_dense(n: int, frames: int, rate: int, clips: int) -> list[int]:
+    sample_pos = max(1, 1 + n - rate * frames)
+    out = []
+    for start in np.linspace(0, sample_pos - 1, num=clips, dtype=int).tolist():
+        out += [(i * rate + start) % n for i in range(frames)]
+    return out
+
+
+def ibm_train_dense(n: int, frames: int, rate: int, offset: int) -> list[int]:
+    return [int(offset + i * rate) % n for i in range(frames)]
+
+
+def ibm_dense_offsets(n: int, frames: int, rate: int) -> range:
+    highest = n - rate * frames
+    return range(0, highest) if highest > 0 else range(0, 1)  # np.random.randint(0, highest)
+
+
+def ours(s: Sampling, n: int, train: bool, u: float | None = None) -> list[int]:
+    from synapt_fast.loader.sampling import indices
+
+    return indices(s, np.float64(n), None if u is None else np.array([u]), train).astype(int).tolist()
+
+
+@pytest.mark.parametrize("n", list(range(9, 200)) + [300, 301, 1000])
+def test_ibm_style_evaluation_equals_ibms_code(n):
+    assert ours(Sampling("segments", 8, style="ibm"), n, False) == ibm_val_segments(n, 8)
+    for frames, rate, clips in ((8, 8, 1), (8, 8, 3), (8, 2, 2), (32, 2, 10), (16, 4, 4)):
+        s = Sampling("dense", frames, interval=rate, num_clips=clips, style="ibm")
+        assert ours(s, n, False) == ibm_val_dense(n, frames, rate, clips), (frames, rate, clips)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 20, 63, 64, 65, 90, 257])
+def test_ibm_style_training_clips_equal_ibms_for_every_offset(n):
+    for frames, rate in ((8, 8), (8, 1), (4, 2)):
+        s = Sampling("dense", frames, interval=rate, style="ibm")
+        offsets = ibm_dense_offsets(n, frames, rate)
+        got = {tuple(ours(s, n, True, (o + 0.5) / len(offsets))) for o in offsets}
+        assert got == {tuple(ibm_train_dense(n, frames, rate, o)) for o in offsets}  # short clips wrap
+    s = Sampling("segments", 8, style="ibm")
+    if n >= 8:
+        ave = n // 8
+        for o in range(ave):  # one offset shared by every segment
+            assert ours(s, n, True, (o + 0.5) / ave) == (np.arange(8) * ave + o).tolist()
+    assert s.num_randoms(True) == 1 and Sampling("segments", 8).num_randoms(True) == 8
+
+
+def test_ibm_short_dense_clip_wraps_while_centred_repeats_the_last_frame():
+    assert ours(Sampling("dense", 8, style="ibm"), 3, False) == [0, 1, 2, 0, 1, 2, 0, 1]
+    assert ours(Sampling("dense", 8), 3, False) == [0, 1, 2, 2, 2, 2, 2, 2]
+    # Short segments (fewer frames than segments): the fractional grid, still one offset, in range.
+    idx = ours(Sampling("segments", 8, style="ibm"), 5, True, 0.99)
+    assert idx == sorted(idx) and max(idx) <= 4

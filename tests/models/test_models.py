@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from synapt_fast.models import (CheckpointMismatch, create_model, extract_features, list_models,
+from synapt_fast.models import (CheckpointError, CheckpointMismatch, create_model, extract_features, list_models,
                                 load_checkpoint, load_features, load_imagenet, prepare_transfer,
                                 save_features, trainable_parameters)
 from synapt_fast.models.common import LAYOUTS
@@ -275,6 +275,62 @@ def test_checkpoint_matching_nothing_is_refused(tmp_path):
     with pytest.raises(CheckpointMismatch, match="refusing"):
         load_checkpoint(dst, path)
     assert all(torch.equal(before[k], v) for k, v in dst.state_dict().items())  # untouched
+
+
+@pytest.mark.parametrize("arch, model, other", [
+    # IBM `arch` strings as its train.py writes them: <dataset>-<modality>-<network>-f<frames>-...
+    ("kinetics400-rgb-i3d-resnet-50-f8-cosine-bs64-e100", "i3d_tiny", "i3d_tiny_nts"),
+    ("synthetic150-rgb-i3d-resnet-50-ts-f8-cosine-bs64-e100", "i3d_tiny_nts", "i3d_tiny"),
+    ("synthetic150-rgb-resnet-50-ts-max-f8-cosine-bs64-e100", "tsn_tiny", "tsn_tiny_tpool_max"),
+    ("synthetic150-rgb-resnet-50-f8-cosine-bs64-e100", "tsn_tiny_tpool_max", "tsn_tiny"),
+    ("kinetics150-rgb-s3d-resnet-50-dw-t-conv-ts-f8", "r2plus1d_tiny", "r2plus1d_tiny_dw"),
+    ("i3d_tiny_nts", "i3d_tiny", "i3d_tiny_nts"),  # ours: the registered name
+])
+def test_checkpoint_of_another_temporal_variant_is_refused(tmp_path, arch, model, other):
+    """Same keys, same shapes, other logits: refused naming both variants, and the right model loads it."""
+    torch.manual_seed(4)
+    src = create_model(other, num_classes=10).eval()
+    path = tmp_path / "model_best.pth.tar"
+    torch.save(dict(ibm_checkpoint(src, "module."), arch=arch), path)
+    wrong = create_model(model, num_classes=10)
+    assert set(wrong.state_dict()) == set(src.state_dict())  # why the key checks cannot catch it
+    before = {k: v.clone() for k, v in wrong.state_dict().items()}
+    with pytest.raises(CheckpointMismatch, match=rf"{path}: trained as .*{arch}.*but the model is .*{other}"):
+        load_checkpoint(wrong, path)
+    assert all(torch.equal(before[k], v) for k, v in wrong.state_dict().items())  # untouched
+    right = create_model(other, num_classes=10).eval()
+    assert not load_checkpoint(right, path).missing
+    x = clip_batch(src)
+    with torch.no_grad():
+        torch.testing.assert_close(right(x), src(x), rtol=0, atol=0)
+
+
+def test_timesformer_checkpoint_of_another_attention_is_refused(tmp_path):
+    src = create_model("timesformer_tiny", num_classes=5)
+    sd = {f"model.{k}": v for k, v in src.state_dict().items()}
+    cfg = "MODEL:\n  ARCH: vit\nTIMESFORMER:\n  ATTENTION_TYPE: {}\n  PRETRAINED_MODEL: ''\n"
+    path = tmp_path / "TimeSformer_jointST.pyth"
+    torch.save({"model_state": sd, "epoch": 15, "cfg": cfg.format("joint_space_time")}, path)
+    with pytest.raises(CheckpointMismatch, match="joint_space_time.*divided_space_time"):
+        load_checkpoint(create_model("timesformer_tiny", num_classes=5), path)
+    torch.save({"model_state": sd, "epoch": 15, "cfg": cfg.format("divided_space_time")}, path)
+    assert load_checkpoint(create_model("timesformer_tiny", num_classes=5), path).match_fraction == 1.0
+
+
+def test_empty_or_cut_checkpoint_is_an_error_naming_the_file(tmp_path):
+    model = create_model("tsn_tiny", num_classes=3)
+    empty = tmp_path / "empty.pth.tar"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=rf"^{empty}: empty file"):
+        load_checkpoint(model, empty)
+    full = tmp_path / "full.pth.tar"
+    torch.save({"state_dict": model.state_dict()}, full)
+    cut = tmp_path / "cut.pth.tar"
+    cut.write_bytes(full.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=rf"^{cut}: not a readable checkpoint"):
+        load_checkpoint(model, cut)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(model, tmp_path / "missing.pth.tar")
 
 
 def test_checkpoint_from_another_architecture_is_refused():
