@@ -57,6 +57,8 @@ def checked_split(r: Recipe, split: str) -> Manifest:
     try:
         return quick_check(Path(path))
     except ShardError as e:
+        if not (Path(path) / "manifest.json").is_file():
+            raise RecipeError(f"data.{split}: {e}") from None
         raise RecipeError(f"data.{split}: {e}\n  (`synapt-fast verify {path}` runs every check)") from None
 
 
@@ -64,10 +66,12 @@ def build_model_checked(r: Recipe, num_classes: int, frames_per_clip: int) -> tu
     """`build_model`, with an unknown model or an unreadable `model.init` as a recipe error."""
     import pickle
 
-    from synapt_fast.models.weights import CheckpointMismatch
+    from synapt_fast.models.weights import CheckpointError, CheckpointMismatch
 
     try:
         return build_model(r, num_classes, frames_per_clip)
+    except CheckpointError:
+        raise  # already one line naming the file (empty, unreadable, another variant)
     except KeyError as e:
         raise RecipeError(f"model.name: {e.args[0] if e.args else e}") from None
     except (CheckpointMismatch, OSError, EOFError, pickle.UnpicklingError, RuntimeError, ValueError) as e:

@@ -246,7 +246,7 @@ def test_an_empty_or_other_variant_init_checkpoint_is_one_line_naming_it(tiny_se
     recipe = recipe_file(tmp_path, tiny_sets, "no_val", data__val=str(tmp_path / "nosuch" / "val"))
     assert run_inprocess(recipe) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"error: {tmp_path / 'nosuch' / 'val'}: no manifest "
+    assert err.strip().splitlines() == [f"error: data.val: {tmp_path / 'nosuch' / 'val'}: no manifest "
                                         "(is this a shard split folder?)"]
 
 

@@ -146,12 +146,12 @@ def test_splits_too_small_to_train_or_evaluate_are_refused_up_front(tiny_sets, t
 
 
 def test_unknown_model_and_unreadable_init_name_the_key(tiny_sets, tmp_path, capsys):
-    assert run_inprocess(recipe_file(tmp_path, tiny_sets, "m", model__name="tsn_r51")) == 2
+    assert run_inprocess(recipe_file(tmp_path, tiny_sets, "m"), "model.name=tsn_r51") == 2
     assert "model.name: unknown model 'tsn_r51'" in capsys.readouterr().err
     empty = tmp_path / "empty.pth.tar"
     empty.write_bytes(b"")
     assert run_inprocess(recipe_file(tmp_path, tiny_sets, "e", model__init=str(empty))) == 2
-    assert f"model.init: {empty}" in capsys.readouterr().err
+    assert f"{empty}: empty file" in capsys.readouterr().err
 
 
 def test_logs_people_already_read(finished_run):
