@@ -26,6 +26,7 @@ from ..devices import decode_device
 from ..ivf import HEADER as IVF_HEADER, KEYFRAMES
 from ..verify import quick_check
 from .batch import Batch, Epochs, arrange_eval
+from .handoff import to_torch, use_device_in_thread
 from .sampling import Sampling, indices
 from .transforms import POSITIONS, Transform, multiscale_box, scale_pairs
 
@@ -95,6 +96,29 @@ def _train_crop(frames, t: Transform):
     # Crop and resize in one pass: resize reads only the region of interest.
     return fn.resize(frames, size=size, roi_start=fn.stack(y0, x0), roi_end=fn.stack(y0 + ch, x0 + cw),
                      roi_relative=False, antialias=False)
+
+
+# Decoding on the GPU: a pipeline's mixed decoder decodes its batch's clips one after another,
+# so one pipeline keeps at most one NVDEC engine busy while an H100 / H200 has 7 (NVIDIA's
+# NVDEC application note). Lanes are pipelines side by side (`ReaderEpoch`), each with its own
+# decoder and threads (demuxing, the keyframe cut and the CPU half of the reader run on them).
+GPU_LANES = 4
+GPU_THREADS_PER_LANE = 2
+
+
+def default_lanes(device: str, source: str, workers: int) -> int:
+    """CPU decoding: one single-thread pipeline per worker (one multi-thread pipeline left ~0.3
+    of 2 cores idle, see `ReaderEpoch`); GPU decoding: `GPU_LANES`; the seek source: one."""
+    if source != "reader":
+        return 1
+    return GPU_LANES if device == "gpu" else workers
+
+
+def threads_per_lane(device: str, workers: int, lanes: int) -> int:
+    """DALI threads of each lane: the workers shared out, at least `GPU_THREADS_PER_LANE` on the
+    GPU (those threads feed a decoder engine rather than decode)."""
+    share = max(1, workers // lanes)
+    return max(share, GPU_THREADS_PER_LANE) if device == "gpu" else share
 
 
 def _keyframe_cut(video, keyframes, idx):
@@ -182,8 +206,8 @@ class ReaderEpoch:
     batch with repeats of its last sample, which are cut off.
     """
 
-    def __init__(self, pipes: list, counts: list[int], batch_size: int, depths: list[int]):
-        self.pipes, self.counts, self.batch_size = pipes, counts, batch_size
+    def __init__(self, pipes: list, counts: list[int], batch_size: int, depths: list[int], pin_memory: bool = False):
+        self.pipes, self.counts, self.batch_size, self.pin_memory = pipes, counts, batch_size, pin_memory
         self.num_samples = sum(counts)
         self.num_batches = math.ceil(self.num_samples / batch_size)
         self.lane_batches = [math.ceil(c / batch_size) for c in counts]
@@ -200,7 +224,8 @@ class ReaderEpoch:
         pipe = self.pipes[j]
         outputs = pipe.share_outputs()
         try:
-            tensors = [torch.from_numpy(o.as_array()) for o in outputs]  # copies out of DALI's buffers
+            # Copies out of DALI's buffers, each on its device (`handoff`).
+            tensors = [to_torch(o, pin_memory=self.pin_memory) for o in outputs]
         finally:
             pipe.release_outputs()
         if self.scheduled[j] < self.lane_batches[j]:
@@ -259,7 +284,9 @@ class DaliVideoLoader(Epochs):
     with `workers // lanes` threads; their batches are interleaved in a fixed order and re-cut so
     that only the epoch's last batch is partial (see `ReaderEpoch`). Default: one single-thread
     lane per worker when decoding on the CPU (one multi-thread DALI pipeline left ~0.3 of 2 cores
-    idle: each operator finishes a whole batch before the next starts), one lane on the GPU.
+    idle: each operator finishes a whole batch before the next starts), `GPU_LANES` lanes of at
+    least `GPU_THREADS_PER_LANE` threads on the GPU (`default_lanes`). `pin_memory`: host batches
+    in page-locked memory, for a CUDA trainer fed by CPU decoding.
     A split that fails the quick check, or whose codec the chosen decoder cannot read, is refused
     before DALI opens it.
     """
@@ -267,7 +294,7 @@ class DaliVideoLoader(Epochs):
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
                  batch_size: int, decode: str = "auto", source: str = "reader", rank: int = 0, world_size: int = 1,
                  seed: int = 0, workers: int = 2, prefetch: int = 2, shuffle_buffer: int = 256,
-                 use_mmap: bool = False, lanes: int | None = None):
+                 use_mmap: bool = False, lanes: int | None = None, pin_memory: bool = False):
         self.split_dir = split_dir = Path(split_dir)
         self.manifest = quick_check(split_dir)
         self.device = decode_device(self.manifest.codec, decode)
@@ -277,15 +304,18 @@ class DaliVideoLoader(Epochs):
         self.sampling, self.transform, self.train = sampling, transform, train
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
         self.workers, self.epoch = workers, 0
-        if lanes is None:  # CPU decoding: one single-thread pipeline per worker (see `ReaderEpoch`)
-            lanes = workers if self.device == "cpu" and source == "reader" else 1
+        if lanes is None:
+            lanes = default_lanes(self.device, source, workers)
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
         self.lanes = lanes if source == "reader" else 1
         self._prefetch = prefetch
+        # The CUDA device DALI runs on (None: CPU only); host batches page-locked if `pin_memory`.
+        self.device_id = int(os.environ.get("LOCAL_RANK", 0)) if self.device == "gpu" else None
+        self.pin_memory = pin_memory
         self._pipe_kwargs = dict(
-            transform=transform, train=train, batch_size=batch_size, num_threads=max(1, workers // self.lanes),
-            device_id=int(os.environ.get("LOCAL_RANK", 0)) if self.device == "gpu" else None)
+            transform=transform, train=train, batch_size=batch_size,
+            num_threads=threads_per_lane(self.device, workers, self.lanes), device_id=self.device_id)
         self._reader = dict(
             paths=[str(split_dir / s.tar) for s in self.manifest.shards],
             index_paths=[str(split_dir / s.index) for s in self.manifest.shards],
@@ -308,13 +338,16 @@ class DaliVideoLoader(Epochs):
         return math.ceil(self.samples_in_epoch() / self.batch_size)
 
     def iterate(self, epoch: int, start_batch: int = 0):
-        """Batches of `epoch` from batch `start_batch` on."""
+        """Batches of `epoch` from batch `start_batch` on, in whichever thread iterates them."""
+        use_device_in_thread(self.device_id)
         if self.source == "seek":
             batches = self._seek_batches(epoch, start_batch)
         else:
             batches = self._reader_batches(epoch, start_batch)
         clips = self.sampling.clips(self.train)
         for video, label, pos in batches:
+            if self.pin_memory and self.source == "seek":  # DALI's iterator gives pageable tensors
+                video, label, pos = video.pin_memory(), label.pin_memory(), pos.pin_memory()
             if not self.train:
                 video = arrange_eval(video, clips, self.transform.layout)
             yield Batch(video=video, label=label.view(-1).long(), pos=pos.view(-1).long())
@@ -340,7 +373,7 @@ class DaliVideoLoader(Epochs):
             pipes.append(pipe)
             counts.append(samples)
             depths.append(depth)
-        return ReaderEpoch(pipes, counts, self.batch_size, depths)
+        return ReaderEpoch(pipes, counts, self.batch_size, depths, self.pin_memory)
 
     def _reader_batches(self, epoch: int, start_batch: int):
         run = None
