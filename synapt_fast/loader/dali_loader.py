@@ -190,6 +190,28 @@ def video_pipeline(transform: Transform, train: bool, reader: dict | None = None
     return out, label, pos
 
 
+def reader_args(split_dir: Path, manifest, sampling: Sampling, device: str, num_shards: int, shuffle_buffer: int,
+                use_mmap: bool) -> dict:
+    """`video_pipeline`'s `reader` for a split (all but `shard_id`)."""
+    return dict(paths=[str(split_dir / s.tar) for s in manifest.shards],
+                index_paths=[str(split_dir / s.index) for s in manifest.shards],
+                video_ext=manifest.video_ext, sampling=sampling, decode=device, num_shards=num_shards,
+                shuffle_buffer=shuffle_buffer, use_mmap=use_mmap)
+
+
+def serialized_graph(split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool, decode: str,
+                     batch_size: int = 2) -> bytes:
+    """The reader pipeline a loader of `split_dir` builds when decoding on `decode` (cpu | gpu),
+    serialised without being built or given a device: inspectable on a machine without a GPU
+    (`loader.graph.operators`). The codec is not checked against `decode` here."""
+    split_dir = Path(split_dir)
+    manifest = quick_check(split_dir)
+    pipe = video_pipeline(transform=transform, train=train, batch_size=batch_size, num_threads=1, device_id=None,
+                          seed=0, reader=dict(reader_args(split_dir, manifest, sampling, decode, 1, 16, False),
+                                              shard_id=0))
+    return pipe.serialize()
+
+
 class ReaderEpoch:
     """One epoch of a rank's reader pipelines (its lanes), run for exactly the batches it holds.
 
@@ -316,12 +338,8 @@ class DaliVideoLoader(Epochs):
         self._pipe_kwargs = dict(
             transform=transform, train=train, batch_size=batch_size,
             num_threads=threads_per_lane(self.device, workers, self.lanes), device_id=self.device_id)
-        self._reader = dict(
-            paths=[str(split_dir / s.tar) for s in self.manifest.shards],
-            index_paths=[str(split_dir / s.index) for s in self.manifest.shards],
-            video_ext=self.manifest.video_ext, sampling=sampling, decode=self.device,
-            num_shards=world_size * self.lanes,
-            shuffle_buffer=shuffle_buffer, use_mmap=use_mmap)
+        self._reader = reader_args(split_dir, self.manifest, sampling, self.device, world_size * self.lanes,
+                                   shuffle_buffer, use_mmap)
         self._seek = None  # (iterator, pipeline, next epoch, next batch) of the persistent seek pipeline
         self._ahead = None  # (epoch, future (iterator, pipeline)) of the reader source's next epoch
         self._builder = None  # the thread building it
