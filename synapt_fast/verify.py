@@ -170,7 +170,7 @@ def decode_check(split_dir: Path, manifest: Manifest, batch_size: int = 4) -> li
     from nvidia.dali import pipeline_def
 
     try:
-        device = decode_device(manifest.codec)
+        device = decode_device(manifest.codec, encoding=manifest.encoding)
     except DecodeDeviceError as e:
         return [f"{split_dir}: cannot decode-check: {e}"]
     paths = [str(split_dir / s.tar) for s in manifest.shards]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +21,7 @@ import nvidia.dali.types as types
 from nvidia.dali import pipeline_def
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-from ..devices import decode_device
+from ..devices import decode_device, local_cuda_device
 from ..ivf import HEADER as IVF_HEADER, KEYFRAMES
 from ..verify import quick_check
 from .batch import Batch, Epochs, arrange_eval
@@ -319,7 +318,8 @@ class DaliVideoLoader(Epochs):
                  use_mmap: bool = False, lanes: int | None = None, pin_memory: bool = False):
         self.split_dir = split_dir = Path(split_dir)
         self.manifest = quick_check(split_dir)
-        self.device = decode_device(self.manifest.codec, decode)
+        self.device = decode_device(self.manifest.codec, decode, encoding=self.manifest.encoding,
+                                    device_id=local_cuda_device() if decode != "cpu" else 0)
         if source not in ("reader", "seek"):
             raise ValueError(f"source must be 'reader' or 'seek', got {source!r}")
         self.source = source
@@ -333,7 +333,7 @@ class DaliVideoLoader(Epochs):
         self.lanes = lanes if source == "reader" else 1
         self._prefetch = prefetch
         # The CUDA device DALI runs on (None: CPU only); host batches page-locked if `pin_memory`.
-        self.device_id = int(os.environ.get("LOCAL_RANK", 0)) if self.device == "gpu" else None
+        self.device_id = local_cuda_device() if self.device == "gpu" else None
         self.pin_memory = pin_memory
         self._pipe_kwargs = dict(
             transform=transform, train=train, batch_size=batch_size,
