@@ -19,15 +19,16 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from . import ivf
+from . import annexb, ivf
 from .sources import Frames, SourceItem
 
 # codec -> (encoder, container format, member extension, pixel format)
 CODECS: dict[str, tuple[str, str, str, str]] = {
     # IVF, not WebM: a raw VP9 stream the DALI loader can cut at any keyframe (see `ivf`).
     "vp9": ("libvpx-vp9", "ivf", "ivf", "yuv420p"),
-    "h264": ("libx264", "mp4", "mp4", "yuv420p"),
-    "hevc": ("libx265", "mp4", "mp4", "yuv420p"),
+    # Annex-B elementary streams, not MP4: cut at any IDR picture like IVF (see `annexb`).
+    "h264": ("libx264", "h264", "h264", "yuv420p"),
+    "hevc": ("libx265", "hevc", "hevc", "yuv420p"),
     # Full-range JPEG 4:2:0 is what MJPEG decoders (DALI's included) expect.
     "mjpeg": ("mjpeg", "matroska", "mkv", "yuvj420p"),
 }
@@ -78,7 +79,7 @@ class Encoded:
     width: int
     height: int
     meta: dict
-    keyframes: np.ndarray | None = None  # IVF only: (frame index, byte offset) of each keyframe
+    keyframes: np.ndarray | None = None  # IVF and Annex-B: (frame index, byte offset) of each keyframe
 
 
 def _encoded(data: bytes, ext: str, num_frames: int, width: int, height: int, meta: dict) -> Encoded:
@@ -90,6 +91,13 @@ def _encoded(data: bytes, ext: str, num_frames: int, width: int, height: int, me
             raise BadClip(f"unusable IVF stream: {e}") from None
         if stored != num_frames:  # the loader's frame indices count IVF frames
             raise BadClip(f"IVF stream holds {stored} frames, {num_frames} decoded")
+    elif ext in annexb.EXTS:
+        try:
+            keyframes, stored = annexb.keyframe_table(data, ext), annexb.num_frames(data, ext)
+        except ValueError as e:
+            raise BadClip(f"unusable {ext} stream: {e}") from None
+        if stored != num_frames:  # the GPU decoder counts pictures of the stream
+            raise BadClip(f"{ext} stream holds {stored} pictures, {num_frames} decoded")
     return Encoded(data, ext, num_frames, width, height, meta, keyframes)
 
 
@@ -107,7 +115,10 @@ def _encoder_options(opts: EncodeOptions) -> dict[str, str]:
         o = {"crf": str((23 if opts.codec == "h264" else 28) if q is None else q), "g": str(opts.gop),
              "preset": preset, "threads": "1"}
         if opts.codec == "hevc":
-            o["x265-params"] = f"log-level=error:keyint={opts.gop}:pools=1:frame-threads=1"
+            # No B-frames and closed GOPs (IDR keyframes): a raw stream decodes without timestamps
+            # in decode order, which must be display order, from any keyframe (see `annexb`).
+            o["x265-params"] = (f"log-level=error:keyint={opts.gop}:pools=1:frame-threads=1:bframes=0:open-gop=0:"
+                                "repeat-headers=1")
         else:
             o["bf"] = "0"  # no B-frames: decode order equals display order, cheaper seeking
         return o

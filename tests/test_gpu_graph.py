@@ -65,3 +65,31 @@ def test_cpu_graph_has_no_gpu_operator(split, mode, train):
     assert {o.device for o in ops} == {"cpu"}
     assert [d for _, d in outs] == ["cpu", "cpu", "cpu"]
     assert next(o for o in ops if o.schema == "decoders__Video").outputs[0][1] == "cpu"
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_gpu_graph_cuts_annexb_clips_on_the_cpu_before_nvdec(tmp_path, codec):
+    split = tmp_path / codec / "train"
+    shard_source(SampleSource(1, 2, 12, 160, 144), split, ShardOptions(codec, "train"),
+                 EncodeOptions(codec=codec, gop=4, short_side=144))
+    ops = operators(serialized_graph(split, SAMPLINGS["dense"], Transform(size=32), train=True, decode="gpu"))
+    (dec,) = [o for o in ops if o.schema == "decoders__Video"]
+    assert dec.device == "mixed"
+    producer = {name: o for o in ops for name, _ in o.outputs}
+    (video_in,) = dec.inputs
+    cut = producer[video_in[0]]
+    # The stream from the keyframe on: a slice of the reader's bytes, no header to prepend.
+    assert cut.schema == "_TensorSubscript" and cut.device == "cpu" and video_in[1] == "cpu"
+    assert producer[cut.inputs[0][0]].instance == "reader"
+    assert not [o for o in ops if o.schema == "Cat"]
+
+
+def test_gpu_decoding_defaults_to_lanes_of_several_decoder_threads():
+    from synapt_fast.loader.dali_loader import GPU_LANES, GPU_THREADS_PER_LANE, default_lanes, threads_per_lane
+
+    assert default_lanes("cpu", "reader", 2) == 2 and threads_per_lane("cpu", 2, 2) == 1  # unchanged
+    assert default_lanes("gpu", "reader", 2) == GPU_LANES >= 2
+    assert threads_per_lane("gpu", 2, GPU_LANES) == GPU_THREADS_PER_LANE
+    assert GPU_LANES * GPU_THREADS_PER_LANE >= 7  # an H100 / H200 has 7 NVDEC engines
+    assert threads_per_lane("gpu", 32, 2) == 16  # more workers given: all of them used
+    assert default_lanes("gpu", "seek", 4) == 1

@@ -21,6 +21,7 @@ import nvidia.dali.types as types
 from nvidia.dali import pipeline_def
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
+from .. import annexb
 from ..devices import decode_device, local_cuda_device
 from ..ivf import HEADER as IVF_HEADER, KEYFRAMES
 from ..verify import quick_check
@@ -97,12 +98,16 @@ def _train_crop(frames, t: Transform):
                      roi_relative=False, antialias=False)
 
 
-# Decoding on the GPU: a pipeline's mixed decoder decodes its batch's clips one after another,
-# so one pipeline keeps at most one NVDEC engine busy while an H100 / H200 has 7 (NVIDIA's
-# NVDEC application note). Lanes are pipelines side by side (`ReaderEpoch`), each with its own
-# decoder and threads (demuxing, the keyframe cut and the CPU half of the reader run on them).
-GPU_LANES = 4
-GPU_THREADS_PER_LANE = 2
+# Decoding on the GPU: the mixed decoder decodes a batch's clips in parallel on its own pool of
+# `num_threads` threads, one NVDEC session per clip (DALI's video decoder source), and each
+# thread waits on the GPU after every frame's colour conversion, so it takes several threads to
+# keep the 7 NVDEC engines of an H100 / H200 (NVIDIA's NVDEC application note) busy; two lanes
+# let one pipeline's reader, keyframe cut and GPU resize run while the other decodes. 2 x 4
+# threads: 8 decode sessions, as many as an H200 has engines plus one. Unmeasured until a GPU
+# run (`synapt-fast bench gpu` compares lanes); the one-lane, two-thread default before this
+# left most engines idle.
+GPU_LANES = 2
+GPU_THREADS_PER_LANE = 4
 
 
 def default_lanes(device: str, source: str, workers: int) -> int:
@@ -115,25 +120,27 @@ def default_lanes(device: str, source: str, workers: int) -> int:
 
 def threads_per_lane(device: str, workers: int, lanes: int) -> int:
     """DALI threads of each lane: the workers shared out, at least `GPU_THREADS_PER_LANE` on the
-    GPU (those threads feed a decoder engine rather than decode)."""
+    GPU (there they mostly wait on NVDEC rather than use a core)."""
     share = max(1, workers // lanes)
     return max(share, GPU_THREADS_PER_LANE) if device == "gpu" else share
 
 
-def _keyframe_cut(video, keyframes, idx):
-    """The IVF stream from the last keyframe at or before the first wanted frame, and the wanted
-    frames' indices in it: DALI's decoder starts at the stream's first frame (see `ivf`)."""
+def _keyframe_cut(video, keyframes, idx, header: int = IVF_HEADER):
+    """The stream (its first `header` bytes, then the bytes from the last keyframe at or before
+    the first wanted frame) and the wanted frames' indices in it: DALI's decoder starts at the
+    stream's first frame (see `ivf`, `annexb`)."""
     table = fn.reshape(keyframes, shape=[-1, 2])
     first = fn.reductions.min(idx)
     k = fn.reductions.sum(fn.cast(table[:, 0] <= first, dtype=types.INT32)) - 1
     start, offset = table[k, 0], table[k, 1]
-    return fn.cat(video[0:IVF_HEADER], video[offset:]), idx - start
+    return (fn.cat(video[0:header], video[offset:]) if header else video[offset:]), idx - start
 
 
 def _reader_input(paths, index_paths, video_ext, sampling, train, decode, shard_id, num_shards, shuffle_buffer,
                   use_mmap):
     """DALI's own webdataset reader and video decoder: frame indices and crop drawn in the graph."""
-    cut = video_ext == "ivf"
+    raw = video_ext in annexb.EXTS  # H.264 / HEVC elementary streams: no timestamps to index
+    cut = video_ext == "ivf" or raw
     ext = [video_ext, "label.i32", "nframes.i32", "pos.i32", *([KEYFRAMES] if cut else [])]
     video, label, nframes, pos, *keyframes = fn.readers.webdataset(
         paths=paths, index_paths=index_paths, ext=ext, dtypes=[types.UINT8] + [types.INT32] * (len(ext) - 1),
@@ -144,8 +151,9 @@ def _reader_input(paths, index_paths, video_ext, sampling, train, decode, shard_
     u = fn.random.uniform(range=[0.0, 1.0], shape=[r]) if r else None
     idx = fn.cast(indices(sampling, n, u, train, DaliOps), dtype=types.INT32)
     if cut:
-        video, idx = _keyframe_cut(video, keyframes[0], idx)
-    frames = fn.decoders.video(video, device="mixed" if decode == "gpu" else "cpu", frames=idx, pad_mode="edge")
+        video, idx = _keyframe_cut(video, keyframes[0], idx, annexb.HEADER if raw else IVF_HEADER)
+    frames = fn.decoders.video(video, device="mixed" if decode == "gpu" else "cpu", frames=idx, pad_mode="edge",
+                               **({"build_index": False} if raw else {}))
     return frames, label, pos
 
 
