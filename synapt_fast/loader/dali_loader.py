@@ -342,6 +342,8 @@ class DaliVideoLoader(Epochs):
         self._prefetch = prefetch
         # The CUDA device DALI runs on (None: CPU only); host batches page-locked if `pin_memory`.
         self.device_id = local_cuda_device() if self.device == "gpu" else None
+        if pin_memory and not torch.cuda.is_available():
+            raise ValueError("pin_memory=True needs CUDA: page-locked batches are for host -> GPU copies")
         self.pin_memory = pin_memory
         self._pipe_kwargs = dict(
             transform=transform, train=train, batch_size=batch_size,
