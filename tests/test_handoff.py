@@ -64,8 +64,10 @@ def _gpu_like(array: np.ndarray, dali_dtype, device_id: int = 0):
         "dtype": property(lambda self: dali_dtype),
         "device_id": lambda self: device_id,
         "copy_to_external": lambda self, ptr, cuda_stream=None, non_blocking=False, use_copy_kernel=False: (
-            calls.append((cuda_stream, non_blocking)),
+            calls.append(("copy", cuda_stream, non_blocking)),
             ctypes.memmove(ptr, np.ascontiguousarray(array).ctypes.data, array.nbytes))[0],
+        # A dense view with DLPack, as TensorGPU is (here on the host: no CUDA on this machine).
+        "as_tensor": lambda self: (calls.append(("as_tensor",)), torch.from_numpy(array))[1],
     }
 
     def unexpected(name):
@@ -79,15 +81,16 @@ def _gpu_like(array: np.ndarray, dali_dtype, device_id: int = 0):
     return cls(), calls
 
 
-def test_a_gpu_output_is_handed_over_with_tensorlistgpus_methods_only():
+@pytest.mark.parametrize("zero_copy", [True, False], ids=["dlpack", "copy"])
+def test_a_gpu_output_is_handed_over_with_tensorlistgpus_methods_only(zero_copy):
     assert "as_array" not in GPU_NAMES  # the method whose use crashed the first GPU batch
     data = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     fake, calls = _gpu_like(data, types.FLOAT)
     assert not hasattr(fake, "as_array") and not hasattr(fake, "__dict__")
     # Here (no CUDA) the destination is host memory; on a GPU it is cuda:<device_id>.
-    t = to_torch(fake, device=torch.device("cpu"))
-    assert t.dtype == torch.float32 and np.array_equal(t.numpy(), data)
-    assert calls == [(None, False)]
+    t = to_torch(fake, device=torch.device("cpu"), zero_copy=zero_copy)
+    assert t.dtype == torch.float32 and tuple(t.shape) == (2, 3, 4) and np.array_equal(t.numpy(), data)
+    assert calls == ([("as_tensor",)] if zero_copy else [("copy", None, False)])
 
 
 def test_the_hand_off_calls_copy_to_external_as_dali_declares_it():
@@ -95,6 +98,7 @@ def test_the_hand_off_calls_copy_to_external_as_dali_declares_it():
     # installed DALI's signature, or the keyword call fails on the first GPU batch.
     doc = backend.TensorListGPU.copy_to_external.__doc__
     assert "cuda_stream" in doc and "non_blocking" in doc
+    assert "__dlpack__" in dir(backend.TensorGPU)  # what as_tensor() returns, for torch.from_dlpack
     src = inspect.getsource(to_torch)
     assert "as_array" not in src and "as_cpu" not in src
 
@@ -103,7 +107,7 @@ def test_a_ragged_output_is_refused_with_the_shapes():
     fake, _ = _gpu_like(np.zeros((2, 3), np.float32), types.FLOAT)
     type(fake).shape = lambda self: [(3,), (4,)]
     with pytest.raises(ValueError, match="differ in shape"):
-        to_torch(fake, device=torch.device("cpu"))
+        to_torch(fake, device=torch.device("cpu"), zero_copy=False)
 
 
 needs_gpu = pytest.mark.skipif(cuda_device_count() < 1 or not torch.cuda.is_available(),
@@ -114,13 +118,26 @@ needs_gpu = pytest.mark.skipif(cuda_device_count() < 1 or not torch.cuda.is_avai
 @needs_gpu
 def test_gpu_outputs_land_on_the_pipelines_device_and_stream():
     dev = torch.cuda.device_count() - 1  # the last GPU: not torch's default device when there are several
-    pipe = _outputs(device="gpu", device_id=dev, prefetch_queue_depth=1)
-    pipe.build()
-    outs, tensors, expected = _run(pipe)
-    assert isinstance(outs[0], backend.TensorListGPU)
-    for t, e in zip(tensors, expected):
-        assert t.device == torch.device("cuda", dev)
-        assert np.array_equal(t.cpu().numpy(), e)
+    for exec_dynamic in (True, False):  # DLPack views; copies with the legacy executor
+        pipe = _outputs(device="gpu", device_id=dev, prefetch_queue_depth=2, exec_dynamic=exec_dynamic)
+        pipe.build()
+        first = None
+        for _ in range(3):  # later runs must not overwrite what an earlier batch handed out
+            pipe.schedule_run()
+            outs = pipe.share_outputs()
+            try:
+                assert isinstance(outs[0], backend.TensorListGPU)
+                tensors = [to_torch(o, zero_copy=pipe.exec_dynamic) for o in outs]
+                expected = [np.array(o.as_cpu().as_array()) for o in outs]
+            finally:
+                pipe.release_outputs()
+            for t, e in zip(tensors, expected):
+                assert t.device == torch.device("cuda", dev) and np.array_equal(t.cpu().numpy(), e)
+            if first is None:
+                first = (tensors, expected)
+        torch.cuda.synchronize()
+        for t, e in zip(*first):
+            assert np.array_equal(t.cpu().numpy(), e), exec_dynamic
 
 
 @pytest.mark.gpu

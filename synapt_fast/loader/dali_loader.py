@@ -253,8 +253,8 @@ class ReaderEpoch:
         pipe = self.pipes[j]
         outputs = pipe.share_outputs()
         try:
-            # Copies out of DALI's buffers, each on its device (`handoff`).
-            tensors = [to_torch(o, pin_memory=self.pin_memory) for o in outputs]
+            # Host outputs copied out of DALI's buffers; GPU ones as views that keep theirs (`handoff`).
+            tensors = [to_torch(o, pin_memory=self.pin_memory, zero_copy=pipe.exec_dynamic) for o in outputs]
         finally:
             pipe.release_outputs()
         if self.scheduled[j] < self.lane_batches[j]:

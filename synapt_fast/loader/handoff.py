@@ -2,20 +2,22 @@
 
 A pipeline's outputs are `TensorListCPU` (reader outputs, CPU decoding) or `TensorListGPU` (the
 mixed decoder and everything after it). `TensorListGPU` has no `as_array`, and `as_cpu()` would
-send every batch GPU -> host -> GPU, so each output is copied once, with DALI's
-`copy_to_external` (what `nvidia.dali.plugin.pytorch.feed_ndarray` and `DALIGenericIterator`
-use), into a torch tensor of the same device: GPU outputs on torch's current CUDA stream of that
-device, without a host sync (the copy is ordered after DALI's work on it and before whatever the
-caller queues next on that stream). The copy is needed: `release_outputs` hands DALI's buffers
-back for the next batch.
+send every batch GPU -> host -> GPU. GPU outputs are handed over as `DALIGenericIterator` does:
+with DALI's dynamic executor (the default), zero-copy through DLPack (`as_tensor()`, a dense view,
+then `torch.from_dlpack` under the output's device, which orders torch's current stream after
+DALI's work; the DLPack capsule keeps DALI's buffer alive after `release_outputs`); with the
+legacy executor, whose buffers are reused once released, a copy on torch's current stream with
+`copy_to_external` (what `feed_ndarray` does). Host outputs are copied out of DALI's buffers, as
+before, into page-locked memory when asked.
 
-Only methods `TensorListCPU` and `TensorListGPU` both have are used besides `device_id` (GPU
-only), and which branch runs is decided by the output's own device (`device_id`), so a test can
-drive the GPU branch with an object exposing exactly `TensorListGPU`'s methods.
+Which branch runs is decided by the output's own device (`device_id`, which only
+`TensorListGPU` has), not by `isinstance`, so a test can drive the GPU branch with an object
+exposing exactly `TensorListGPU`'s methods.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 
 import torch
@@ -42,25 +44,31 @@ def _dense_shape(out) -> list[int]:
     return [len(shapes), *shapes[0]]
 
 
-def to_torch(out, *, pin_memory: bool = False, device: torch.device | None = None) -> torch.Tensor:
-    """One DALI output (TensorListCPU or TensorListGPU) as a new torch tensor.
+def to_torch(out, *, pin_memory: bool = False, zero_copy: bool = True, device: torch.device | None = None
+             ) -> torch.Tensor:
+    """One DALI output (TensorListCPU or TensorListGPU) as a torch tensor.
 
-    GPU outputs land on `cuda:<out.device_id()>` (or `device`) via that device's current
-    stream; CPU outputs in host memory, page-locked when `pin_memory` (so a later
-    `.to("cuda", non_blocking=True)` is a true asynchronous copy).
+    GPU outputs are on `cuda:<out.device_id()>` (or `device`): a DLPack view when `zero_copy`
+    (the pipeline's `exec_dynamic`), else a copy on that device's current stream. CPU outputs
+    are copied into host memory, page-locked when `pin_memory` (so that a later
+    `.to("cuda", non_blocking=True)` is truly asynchronous).
     """
-    shape, dtype = _dense_shape(out), _torch_dtype(out.dtype)
-    on_gpu = hasattr(out, "device_id")  # TensorListGPU only; decides the copy, not isinstance
-    if not on_gpu:
-        arr = torch.empty(shape, dtype=dtype, pin_memory=pin_memory)
+    if not hasattr(out, "device_id"):  # TensorListCPU
+        arr = torch.empty(_dense_shape(out), dtype=_torch_dtype(out.dtype), pin_memory=pin_memory)
         if arr.numel():
             out.copy_to_external(ctypes.c_void_p(arr.data_ptr()))
         return arr
     device = device or torch.device("cuda", out.device_id())
-    arr = torch.empty(shape, dtype=dtype, device=device)
-    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else None
+    on_cuda = device.type == "cuda"
+    if zero_copy:
+        with torch.cuda.device(device) if on_cuda else contextlib.nullcontext():
+            return torch.from_dlpack(out.as_tensor())
+    arr = torch.empty(_dense_shape(out), dtype=_torch_dtype(out.dtype), device=device)
+    # A ctypes pointer, as `feed_ndarray` passes it: DALI orders the copy after its own work on
+    # the output and before what torch queues next on this stream.
+    stream = ctypes.c_void_p(torch.cuda.current_stream(device).cuda_stream) if on_cuda else None
     if arr.numel():
-        out.copy_to_external(ctypes.c_void_p(arr.data_ptr()), stream, non_blocking=stream is not None)
+        out.copy_to_external(ctypes.c_void_p(arr.data_ptr()), stream, non_blocking=on_cuda)
     return arr
 
 
