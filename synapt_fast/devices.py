@@ -159,3 +159,12 @@ def decode_device(codec: str, requested: str = "auto", *, encoding: dict | None 
         if reason:
             raise DecodeDeviceError(reason + (" or use --decode cpu" if codec in DALI_CPU_CODECS else ""))
     return device
+
+
+def decode_for_trainer(trainer_device: str, requested: str = "auto") -> str:
+    """The loader's `decode` for a trainer on `trainer_device` (cpu | cuda[:N]): `auto` follows
+    the trainer (a CPU run decodes on the CPU even where DALI sees a GPU, a CUDA run lets the
+    loader pick NVDEC when the split allows it); an explicit cpu | gpu is kept."""
+    if requested != "auto":
+        return requested
+    return "cpu" if str(trainer_device).split(":")[0] == "cpu" else "auto"

@@ -26,9 +26,12 @@ from .sources import Frames, SourceItem
 CODECS: dict[str, tuple[str, str, str, str]] = {
     # IVF, not WebM: a raw VP9 stream the DALI loader can cut at any keyframe (see `ivf`).
     "vp9": ("libvpx-vp9", "ivf", "ivf", "yuv420p"),
-    # Annex-B elementary streams, not MP4: cut at any IDR picture like IVF (see `annexb`).
+    # An Annex-B elementary stream, not MP4: cut at any keyframe like IVF (see `annexb`).
     "h264": ("libx264", "h264", "h264", "yuv420p"),
-    "hevc": ("libx265", "hevc", "hevc", "yuv420p"),
+    # HEVC stays in MP4: a raw stream must have no B-frames (see `annexb`), and x265 without
+    # B-frames gave different bytes for the same clip in 1-19 of 40 runs on a loaded machine
+    # (its thread pool off or on), breaking the same-inputs-same-bytes guarantee.
+    "hevc": ("libx265", "mp4", "mp4", "yuv420p"),
     # Full-range JPEG 4:2:0 is what MJPEG decoders (DALI's included) expect.
     "mjpeg": ("mjpeg", "matroska", "mkv", "yuvj420p"),
 }
@@ -98,7 +101,16 @@ def _encoded(data: bytes, ext: str, num_frames: int, width: int, height: int, me
             raise BadClip(f"unusable {ext} stream: {e}") from None
         if stored != num_frames:  # the GPU decoder counts pictures of the stream
             raise BadClip(f"{ext} stream holds {stored} pictures, {num_frames} decoded")
+        if meta.get("copied") and _reorders(data):
+            raise BadClip(f"{ext} stream with B-frames (pictures out of display order): a stream without "
+                          "timestamps would decode in the wrong order; shard without --copy to re-encode it")
     return Encoded(data, ext, num_frames, width, height, meta, keyframes)
+
+
+def _reorders(data: bytes) -> bool:
+    """Whether an encoded stream has pictures out of display order (B-frames)."""
+    with av.open(io.BytesIO(data)) as c:
+        return bool(c.streams.video[0].codec_context.has_b_frames)
 
 
 def _encoder_options(opts: EncodeOptions) -> dict[str, str]:
@@ -115,10 +127,7 @@ def _encoder_options(opts: EncodeOptions) -> dict[str, str]:
         o = {"crf": str((23 if opts.codec == "h264" else 28) if q is None else q), "g": str(opts.gop),
              "preset": preset, "threads": "1"}
         if opts.codec == "hevc":
-            # No B-frames and closed GOPs (IDR keyframes): a raw stream decodes without timestamps
-            # in decode order, which must be display order, from any keyframe (see `annexb`).
-            o["x265-params"] = (f"log-level=error:keyint={opts.gop}:pools=1:frame-threads=1:bframes=0:open-gop=0:"
-                                "repeat-headers=1")
+            o["x265-params"] = f"log-level=error:keyint={opts.gop}:pools=1:frame-threads=1"
         else:
             o["bf"] = "0"  # no B-frames: decode order equals display order, cheaper seeking
         return o

@@ -1,6 +1,6 @@
 """H.264 / HEVC as Annex-B streams cut at keyframes (`annexb`, shard format 3): the cutting and
-the table on real x264 / x265 output, the shard writer and verify, the reference loader on them,
-and (on a GPU) DALI's mixed decoder from every keyframe."""
+the table on real x264 / x265 output, the shard writer (H.264; HEVC stays in MP4) and verify, the
+reference loader on them, and (on a GPU) DALI's mixed decoder from every keyframe."""
 
 from __future__ import annotations
 
@@ -28,11 +28,43 @@ CODECS = ["h264", "hevc"]
 RAW = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255, 1 / 255, 1 / 255))
 
 
+SHARD_CODECS = ["h264"]  # what the shard writer stores as Annex-B
+
+
+def _raw_hevc(frames, gop: int) -> bytes:
+    """x265 without B-frames into the raw `hevc` muxer (not what the writer does: see transcode)."""
+    import io
+    from fractions import Fraction
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="hevc") as out:
+        s = out.add_stream("libx265", rate=Fraction(30), options={
+            "crf": "28", "preset": "veryfast", "x265-params": f"log-level=error:keyint={gop}:bframes=0:pools=1"})
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for i, a in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 30)
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return buf.getvalue()
+
+
 @pytest.fixture(scope="module")
 def encoded():
-    """One 50-frame clip per codec, GOP 8, 160x144 (above NVDEC's HEVC minimum of 144x144)."""
+    """One 50-frame clip per codec, GOP 8, 160x144: H.264 as the writer encodes it, HEVC raw."""
+    from types import SimpleNamespace
+
+    from synapt_fast.sampleclips import render
+
     item = next(iter(SampleSource(1, 1, 50, 160, 144).items()))
-    return {c: encode_item(item, EncodeOptions(codec=c, gop=8, short_side=0)) for c in CODECS}
+    data = _raw_hevc(render(0, 0, 50, 160, 144), 8)
+    return {"h264": encode_item(item, EncodeOptions(codec="h264", gop=8, short_side=0)),
+            "hevc": SimpleNamespace(data=data, ext="hevc", num_frames=50,
+                                    keyframes=annexb.keyframe_table(data, "hevc"))}
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -54,39 +86,40 @@ def test_every_listed_keyframe_starts_a_stream_of_the_same_frames(encoded, codec
 
 
 @pytest.mark.parametrize("codec", CODECS)
-def test_a_stream_that_does_not_start_at_an_idr_picture_is_refused(encoded, codec):
+def test_a_stream_that_does_not_start_at_a_keyframe_is_refused(encoded, codec):
     enc = encoded[codec]
     units = annexb.access_units(enc.data, codec)
-    off = units[1][0]  # the second picture: not an IDR picture
+    off = units[1][0]  # the second picture: not a keyframe
     assert not units[1][1]
-    with pytest.raises(ValueError, match="does not start with an IDR"):
+    with pytest.raises(ValueError, match="does not start with a keyframe"):
         annexb.keyframe_table(enc.data[off:], codec)
     with pytest.raises(ValueError, match="no .* pictures"):
         annexb.keyframe_table(b"\x00" * 64, codec)
 
 
-def test_encoder_settings_give_display_order_streams(encoded):
-    # DALI decodes a raw stream in decode order: no B-frames allowed (x265's default has some).
+def test_the_writer_gives_display_order_h264_and_keeps_hevc_in_mp4(encoded):
+    # DALI decodes a raw stream in decode order: no B-frames allowed.
     import av, io  # noqa: E401
 
-    for codec in CODECS:
-        with av.open(io.BytesIO(encoded[codec].data)) as c:
-            ctx = c.streams.video[0].codec_context
-            assert not ctx.has_b_frames, codec
+    with av.open(io.BytesIO(encoded["h264"].data)) as c:
+        assert c.format.name == "h264" and not c.streams.video[0].codec_context.has_b_frames
+    item = next(iter(SampleSource(1, 1, 10, 160, 144).items()))
+    hevc = encode_item(item, EncodeOptions(codec="hevc", gop=8, short_side=0))
+    assert hevc.ext == "mp4" and hevc.keyframes is None
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
     root = tmp_path_factory.mktemp("annexb")
     out = {}
-    for c in CODECS:
+    for c in SHARD_CODECS:
         out[c] = root / c / "train"
         shard_source(SampleSource(2, 2, 40, 192, 144), out[c], ShardOptions(c, "train", max_count=3),
                      EncodeOptions(codec=c, gop=8, short_side=144))
     return out
 
 
-@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("codec", SHARD_CODECS)
 def test_shards_store_the_stream_and_its_table_and_verify_checks_it(splits, codec, tmp_path):
     split = splits[codec]
     m = Manifest.load(split)
@@ -117,14 +150,37 @@ def test_shards_store_the_stream_and_its_table_and_verify_checks_it(splits, code
     assert any("does not match the keyframes" in p for p in problems), problems
 
 
-def test_h264_from_mp4_is_repacked_as_an_annexb_stream_with_copy(clip_folder):
-    item = next(iter(FolderSource(clip_folder).items()))  # 160x120 H.264 MP4 at 25 fps
-    enc = encode_item(item, EncodeOptions(codec="h264", fps=25.0, short_side=0, copy=True))
-    assert enc.meta["copied"] and enc.ext == "h264" and enc.keyframes[0].tolist() == [0, 0]
-    assert len(decode_all(enc.data)) == enc.num_frames
+def test_copy_repacks_mp4_h264_without_b_frames_and_refuses_it_with_them(tmp_path, clip_folder):
+    import av
+    from fractions import Fraction
+
+    from synapt_fast.sampleclips import render
+    from synapt_fast.sources import SourceItem
+    from synapt_fast.transcode import BadClip
+
+    # clip_folder's clips come from x264's defaults: B-frames, which a stream without timestamps
+    # would decode out of display order.
+    item = next(iter(FolderSource(clip_folder).items()))
+    with pytest.raises(BadClip, match="B-frames .* without --copy"):
+        encode_item(item, EncodeOptions(codec="h264", fps=25.0, short_side=0, copy=True))
+    path = tmp_path / "nob.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=Fraction(25), options={"bf": "0", "g": "8", "threads": "1"})
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        for i, a in enumerate(render(1, 0, 20, 160, 120)):
+            f = av.VideoFrame.from_ndarray(a, format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    enc = encode_item(SourceItem("nob.mp4", 0, "c", path=path),
+                      EncodeOptions(codec="h264", fps=25.0, short_side=0, copy=True))
+    assert enc.meta["copied"] and enc.ext == "h264" and {0, 8, 16} <= set(enc.keyframes[:, 0].tolist()) and enc.keyframes[0, 0] == 0
+    assert len(decode_all(enc.data)) == enc.num_frames == 20
 
 
-@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("codec", SHARD_CODECS)
 def test_the_reference_loader_counts_frames_of_streams_without_timestamps(splits, codec):
     split = splits[codec]
     full = {}
@@ -153,7 +209,7 @@ needs_gpu = pytest.mark.skipif(cuda_device_count() < 1 or not torch.cuda.is_avai
 
 @pytest.mark.gpu
 @needs_gpu
-@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("codec", SHARD_CODECS)
 @pytest.mark.parametrize("sampling", [Sampling("dense", 4, interval=2), Sampling("segments", 4),
                                       Sampling("uniform", 6)], ids=["dense", "segments", "uniform"])
 def test_nvdec_decodes_annexb_clips_from_their_keyframes_to_pyavs_frames(splits, codec, sampling):

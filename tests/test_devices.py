@@ -116,3 +116,24 @@ def test_decode_device_reads_the_manifests_encoding():
         with pytest.raises(DecodeDeviceError, match="decode on a GPU"):
             decode_device("hevc", "auto", encoding=enc)
     assert decode_device("vp9", "cpu", encoding={"short_side": 64}) == "cpu"
+
+
+def test_decode_auto_follows_the_trainers_device():
+    from synapt_fast.devices import decode_for_trainer
+
+    assert decode_for_trainer("cpu") == "cpu"  # even where DALI sees a GPU
+    assert decode_for_trainer("cuda:1") == "auto" and decode_for_trainer("cuda") == "auto"
+    assert decode_for_trainer("cpu", "gpu") == "gpu" and decode_for_trainer("cuda", "cpu") == "cpu"
+
+
+def test_the_cuda_device_comes_from_the_visible_gpus(monkeypatch):
+    from synapt_fast.devices import local_cuda_device
+
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    if cuda_device_count() == 0:
+        assert local_cuda_device() == 3  # no GPU: the rank's index, unused by CPU pipelines
+    elif cuda_device_count() == 1:
+        assert local_cuda_device() == 0  # one visible GPU (CUDA_VISIBLE_DEVICES=k): it is device 0
+    elif cuda_device_count() <= 3:
+        with pytest.raises(DecodeDeviceError, match="LOCAL_RANK 3 but only"):
+            local_cuda_device()
