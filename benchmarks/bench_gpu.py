@@ -1,21 +1,24 @@
 """The GPU suite: what this project cannot measure on a CPU, in one command of under ten minutes.
 
 1. `nvdec`: DALI's GPU ("mixed") decoder, frames/s per codec (VP9, H.264, HEVC) at short side
-   128 and 256, on shards made on the fly (`shard_source` with `EncodeOptions(codec=...)` from
-   rendered clips); decode only, dense 32x2 indices.
+   128 and 256 (HEVC: 144, NVDEC's smallest HEVC picture, instead of 128), on shards made on the
+   fly (`shard_source` with `EncodeOptions(codec=...)` from rendered clips); decode only, dense
+   32x2 indices.
 2. `loader`: the DALI loader with `decode="gpu"` per sampling mode (segments 8x1, dense 8x1,
-   dense 32x2) on the VP9 short-side-128 shards: clips/s.
+   dense 32x2) on the VP9 short-side-128 shards: clips/s with the GPU defaults (lanes x decoder
+   threads, `dali_loader.GPU_LANES`) against the earlier one lane of two threads.
 3. `train`: bf16 autocast forward + backward clips/s per full-size model (`bench_model.bench_one`).
 4. `data_wait`: a bf16 training loop of each full-size model fed by the real GPU loader: the share
    of the step spent waiting for the next batch.
 
 Refuses, before doing anything, when no CUDA device is visible to torch or DALI's GPU backend
 cannot run (`gpu_unavailable()`). The plan (what runs, with which parameters) is `plan()`, and
-is written into `gpu.json` beside the figures. Run: `synapt-fast bench gpu`.
+is written into `gpu.json` beside the figures, after each step (a run stopped by its time
+budget keeps what it measured). Run: `synapt-fast bench gpu`.
 
 On the lent GPU machine torch is installed but DALI is not and no package registry is reachable:
-carry the `nvidia-dali-cuda120` wheel over (e.g. `pip download nvidia-dali-cuda120 -d wheels/`
-here, then `pip install wheels/*.whl` there) before running.
+`benchmarks/gpu_fetch.py` here and `benchmarks/gpu_run.py` there carry, install and run it
+(benchmarks/README.md, "The GPU run").
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ MODES = {
     "dense 32x2": dict(mode="dense", num_frames=32, interval=2),
 }
 FULL_MODELS = ("tsn_r50", "i3d_r50", "r2plus1d_r50", "timesformer_b16")
+# The GPU loader's defaults against the single lane of two threads it had before.
+LOADER_CONFIGS = {"default": {}, "1 lane x 2 threads": {"lanes": 1, "workers": 2}}
+
+
+def short_side_for(codec: str, side: int) -> int:
+    """`side`, raised to NVDEC's smallest picture for `codec` (HEVC: 144)."""
+    from synapt_fast.format.codecs import NVDEC_MIN_SIZE
+
+    return max(side, *NVDEC_MIN_SIZE.get(codec, (0, 0)))
 
 
 def plan(clips: int = 96, batch: int = 16, model_batch: int = 8, repeats: int = 3) -> dict:
@@ -48,7 +60,8 @@ def plan(clips: int = 96, batch: int = 16, model_batch: int = 8, repeats: int = 
                   "source": "rendered 3 s 320x240 -> 30 fps, GOP 32", "indices": "dense 32x2",
                   "batch": batch, "repeats": repeats},
         "loader": {"modes": list(MODES), "codec": "vp9", "short_side": 128, "clips": clips, "batch": batch,
-                   "output": "112x112 float32 NCTHW, train mode", "decode": "gpu", "repeats": repeats},
+                   "output": "112x112 float32 NCTHW, train mode", "decode": "gpu", "repeats": repeats,
+                   "configs": {name: cfg for name, cfg in LOADER_CONFIGS.items()}},
         "train": {"models": list(FULL_MODELS), "precision": "bf16", "batch": model_batch, "warmup": 3,
                   "repeats": 10},
         "data_wait": {"models": list(FULL_MODELS), "precision": "bf16", "batch": model_batch, "steps": 20,
@@ -127,13 +140,13 @@ def nvdec_rate(split: Path, batch: int, repeats: int) -> list[float]:
     return rates
 
 
-def loader_rate(split: Path, spec: dict, batch: int, repeats: int) -> list[float]:
+def loader_rate(split: Path, spec: dict, batch: int, repeats: int, **config) -> list[float]:
     import torch
 
     from synapt_fast.loader import Sampling, Transform, make_loader
 
     loader = make_loader(split, Sampling(**spec), Transform(size=112), train=True, batch_size=batch, decode="gpu",
-                         workers=4)
+                         **{"workers": 4, **config})
     rates = []
     for r in range(repeats + 1):
         t0, n = time.perf_counter(), 0
@@ -195,17 +208,30 @@ def run(*, out_dir: Path = RESULTS, clips: int = 96, log=print) -> dict:
     p = plan(clips=clips)
     record = {"benchmark": "gpu", "machine": machine_info() | {"gpu": torch.cuda.get_device_name(0)}, "plan": p,
               "nvdec": {}, "loader": {}, "train": {}, "data_wait": {}}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record["plot"] = None
     with tempfile.TemporaryDirectory() as tmp:
-        splits = {(c, s): make_split(Path(tmp), c, s, clips) for c in CODECS for s in SHORT_SIDES}
+        splits = {(c, s): make_split(Path(tmp), c, short_side_for(c, s), clips) for c in CODECS for s in SHORT_SIDES}
         for (codec, side), split in splits.items():
             rates = nvdec_rate(split, p["nvdec"]["batch"], p["nvdec"]["repeats"])
-            record["nvdec"][f"{codec} {side}"] = {"per_repeat_frames_per_s": rates,
-                                                   "frames_per_s": statistics.median(rates)}
-            log(f"nvdec {codec} short side {side}: {statistics.median(rates):.0f} frames/s")
+            record["nvdec"][f"{codec} {short_side_for(codec, side)}"] = {
+                "per_repeat_frames_per_s": rates, "frames_per_s": statistics.median(rates)}
+            log(f"nvdec {codec} short side {short_side_for(codec, side)}: {statistics.median(rates):.0f} frames/s")
+        _save(record, out_dir)
         for name, spec in MODES.items():
-            rates = loader_rate(splits[("vp9", 128)], spec, p["loader"]["batch"], p["loader"]["repeats"])
-            record["loader"][name] = {"per_repeat_clips_per_s": rates, "clips_per_s": statistics.median(rates)}
-            log(f"GPU loader {name}: {statistics.median(rates):.0f} clips/s")
+            row = {}
+            for r in range(p["loader"]["repeats"]):  # configurations alternated, one epoch each per round
+                for cfg, kw in LOADER_CONFIGS.items():
+                    row.setdefault(cfg, []).extend(loader_rate(splits[("vp9", 128)], spec, p["loader"]["batch"], 1,
+                                                               **kw))
+            record["loader"][name] = {"per_repeat_clips_per_s": row["default"],
+                                      "clips_per_s": statistics.median(row["default"]),
+                                      "configs": {cfg: {"per_repeat_clips_per_s": v,
+                                                        "clips_per_s": statistics.median(v)} for cfg, v in row.items()}}
+            log(f"GPU loader {name}: " + ", ".join(f"{cfg} {statistics.median(v):.0f}" for cfg, v in row.items())
+                + " clips/s")
+        _save(record, out_dir)
         dev = torch.device("cuda")
         for m in FULL_MODELS:
             t = p["train"]
@@ -216,8 +242,7 @@ def run(*, out_dir: Path = RESULTS, clips: int = 96, log=print) -> dict:
             record["data_wait"][m] = data_wait(m, splits[("vp9", 256)], p["data_wait"]["batch"],
                                                p["data_wait"]["steps"])
             log(f"data wait {m}: {record['data_wait'][m]['data_wait']:.1%}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+            _save(record, out_dir)
     try:  # the GPU machine may lack matplotlib (no registry there): the figures matter more
         record["plot"] = bar_chart(out_dir / "gpu.png", "NVDEC decode (median frames/s)", "frames/s",
                                    {k: {"frames/s": v["frames_per_s"]} for k, v in record["nvdec"].items()})
@@ -228,6 +253,12 @@ def run(*, out_dir: Path = RESULTS, clips: int = 96, log=print) -> dict:
     return record
 
 
+def _save(record: dict, out_dir: Path) -> None:
+    """gpu.json / gpu.md as measured so far (a run stopped by a time limit keeps them)."""
+    write_atomic(out_dir / "gpu.json", json.dumps(record, indent=1) + "\n")
+    write_atomic(out_dir / "gpu.md", to_markdown(record))
+
+
 def to_markdown(r: dict) -> str:
     from synapt_fast.engine.machine import describe
 
@@ -235,11 +266,15 @@ def to_markdown(r: dict) -> str:
              describe(r["machine"]) + ".", "",
              "| NVDEC codec, short side | frames/s |", "|---|---:|"]
     lines += [f"| {k} | {v['frames_per_s']:.0f} |" for k, v in r["nvdec"].items()]
-    lines += ["", "| GPU loader mode | clips/s |", "|---|---:|"]
-    lines += [f"| {k} | {v['clips_per_s']:.0f} |" for k, v in r["loader"].items()]
+    cfgs = list(LOADER_CONFIGS)
+    lines += ["", "| GPU loader mode | " + " | ".join(f"{c} clips/s" for c in cfgs) + " |",
+              "|---|" + "---:|" * len(cfgs)]
+    lines += [f"| {k} | " + " | ".join(f"{v['configs'][c]['clips_per_s']:.0f}" if c in v.get("configs", {}) else "-"
+                                      for c in cfgs) + " |" for k, v in r["loader"].items()]
     lines += ["", "| model | bf16 train clips/s | data wait |", "|---|---:|---:|"]
-    lines += [f"| {m} | {r['train'][m]['clips_per_s']:.1f} | {r['data_wait'][m]['data_wait']:.1%} |"
-              for m in r["train"]]
+    lines += [f"| {m} | {r['train'][m]['clips_per_s']:.1f} | "
+              + (f"{r['data_wait'][m]['data_wait']:.1%}" if r["data_wait"].get(m, {}).get("data_wait") is not None
+                 else "-") + " |" for m in r["train"]]
     return "\n".join(lines) + "\n"
 
 

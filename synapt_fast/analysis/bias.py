@@ -158,22 +158,34 @@ def build_backbone(spec: FeatureSpec, weights: Path):
     return model.eval()
 
 
-def extract(split_dir: Path, model, spec: FeatureSpec, *, batch_size: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
-    """Clip features (N, D) and labels (N,) in sample-position order, through the DALI loader."""
+def feature_device(loader):
+    """Where the loader's video tensors are: cuda:<its device> when DALI decodes on the GPU."""
+    import torch
+
+    device_id = getattr(loader, "device_id", None)
+    return torch.device("cpu") if device_id is None else torch.device("cuda", device_id)
+
+
+def extract(split_dir: Path, model, spec: FeatureSpec, *, batch_size: int, workers: int,
+            decode: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Clip features (N, D) and labels (N,) in sample-position order, through the DALI loader
+    (`decode`: auto | cpu | gpu); the model is moved to the loader's device."""
     import torch
 
     from synapt_fast.loader import Sampling, Transform, make_loader
 
     loader = make_loader(split_dir, Sampling("segments", spec.frames), Transform(size=spec.size, layout="NTCHW"),
-                         train=False, batch_size=batch_size, workers=workers)
+                         train=False, batch_size=batch_size, workers=workers, decode=decode)
     n = loader.manifest.num_samples
     feats = np.zeros((n, model.num_features), dtype=np.float32)
     labels = np.full(n, -1, dtype=np.int64)
+    model = model.to(feature_device(loader))  # decoded on the GPU: the backbone runs there too
     with torch.no_grad():
         for batch in loader:
             f = model.forward_features(batch.video[:, 0])  # one view: the centre crop
-            feats[batch.pos.numpy()] = f.float().numpy()
-            labels[batch.pos.numpy()] = batch.label.numpy()
+            pos = batch.pos.cpu().numpy()
+            feats[pos] = f.float().cpu().numpy()
+            labels[pos] = batch.label.cpu().numpy()
     if (labels < 0).any():
         raise BiasError(f"{split_dir}: the loader returned {int((labels >= 0).sum())} of {n} samples")
     return feats, labels

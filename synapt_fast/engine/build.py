@@ -33,15 +33,18 @@ def build_sampling(r: Recipe):
 
 def build_loaders(r: Recipe, env: Dist, sampling, layout: str):
     """Training and validation loaders for this rank (the clip layout is the model's)."""
+    from synapt_fast.format.codecs import decode_for_trainer
     from synapt_fast.loader import Transform, make_loader
 
     d = r.data
     transform = Transform(size=d.image_size, train_crop=d.train_crop, flip=d.flip, eval_crops=r.eval.crops,
                           resize_ratio=d.resize_ratio, layout=layout)
-    common = dict(backend=d.backend, decode=decode_for(d.decode, env.device), rank=env.rank, world_size=env.world_size, seed=r.seed,
+    common = dict(backend=d.backend, decode=decode_for_trainer(str(env.device), d.decode), rank=env.rank, world_size=env.world_size, seed=r.seed,
                   workers=d.workers, prefetch=d.prefetch)
     if d.backend == "dali":
         common["shuffle_buffer"] = d.shuffle_buffer
+        # Host batches for a GPU trainer are page-locked, so their copy to the GPU is asynchronous.
+        common["pin_memory"] = env.device.type == "cuda"
     train = make_loader(d.train, sampling, transform, train=True, batch_size=d.batch_size, **common)
     val = make_loader(d.val, sampling, transform, train=False, batch_size=r.eval.batch_size or d.batch_size,
                       **common)
@@ -79,14 +82,6 @@ def build_model_checked(r: Recipe, num_classes: int, frames_per_clip: int) -> tu
             raise
         what = "is empty or cut short" if isinstance(e, EOFError) else f"cannot be loaded ({e})"
         raise RecipeError(f"model.init: {r.model.init} {what}") from None
-
-
-def decode_for(requested: str, device: torch.device) -> str:
-    """The loader's decode device: "auto" follows the trainer's device, not DALI's GPU count (a
-    CPU build of torch on a GPU machine must get CPU tensors)."""
-    if requested != "auto":
-        return requested
-    return "gpu" if device.type == "cuda" else "cpu"
 
 
 def build_model(r: Recipe, num_classes: int, frames_per_clip: int) -> tuple[nn.Module, str]:

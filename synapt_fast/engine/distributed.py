@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from synapt_fast.format.codecs import cuda_index
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -37,18 +39,6 @@ def setup_distributed() -> Dist:
         else:
             dist.init_process_group("gloo")
     return Dist(rank, world, local, device)
-
-
-def cuda_index(local_rank: int, visible: int) -> int:
-    """This process's GPU among the `visible` ones: its local rank when it sees every GPU of the
-    node (torchrun), 0 when a launcher gave it one GPU through CUDA_VISIBLE_DEVICES (Slurm's
-    `--gpus-per-task=1`, some Kubernetes operators)."""
-    if visible == 1:
-        return 0
-    if local_rank < visible:
-        return local_rank
-    raise RuntimeError(f"LOCAL_RANK is {local_rank} but this process sees {visible} GPUs; give each process "
-                       f"one GPU (CUDA_VISIBLE_DEVICES) or all of the node's")
 
 
 def set_cpu_threads(workers: int) -> int:

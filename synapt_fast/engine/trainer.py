@@ -163,7 +163,8 @@ class Trainer:
         meter = StepMeter(env.device)
         self.batch = start_batch
         # A thread fetches the next batch while this step runs (see loader/prefetch.py).
-        with Prefetched(self.train_loader.iterate(epoch, start_batch)) as it, self._join():
+        device_id = getattr(self.train_loader, "device_id", None)  # the thread uses DALI's CUDA device
+        with Prefetched(self.train_loader.iterate(epoch, start_batch), device_id=device_id) as it, self._join():
             for video, label, wait in self._device_batches(it):
                 self.batch += 1
                 if video is None:
@@ -270,7 +271,15 @@ class Trainer:
                               skip_single=self.has_batchnorm)
 
     def _peak(self) -> float:
-        return round(peak_memory_mib(self.env.device), 1)
+        """Peak memory so far: torch's, and on a GPU also the driver's count (which includes DALI's
+        decoder buffers, allocated outside torch), sampled at each log window."""
+        peak = peak_memory_mib(self.env.device)
+        if self.env.device.type == "cuda":
+            from synapt_fast.loader.handoff import device_memory_in_use
+
+            self._gpu_peak = max(getattr(self, "_gpu_peak", 0.0), device_memory_in_use(self.env.device.index) / 2**20)
+            peak = max(peak, self._gpu_peak)
+        return round(peak, 1)
 
     def _nonfinite_message(self, epoch: int) -> str:
         where = self.run_dir.last

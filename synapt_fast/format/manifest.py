@@ -11,8 +11,10 @@ from synapt_fast.atomic import write_atomic
 from .index import ShardInfo
 
 FORMAT = "synapt-fast-shards"
-FORMAT_VERSION = 2  # 2: VP9 clips in IVF with a keyframe table (1: VP9 in WebM; still read)
-READ_VERSIONS = (1, 2)
+# 3: H.264 / HEVC as Annex-B streams with a keyframe table (2: in MP4, decoded from frame 0;
+# 1: VP9 in WebM; both still read). 2: VP9 in IVF with a keyframe table.
+FORMAT_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 
 

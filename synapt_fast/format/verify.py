@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .codecs import DecodeDeviceError, decode_device
+from . import annexb
 from .ivf import KEYFRAMES, keyframe_table
 from .manifest import MANIFEST, Manifest, ManifestError
 from .index import file_sha256, read_index
@@ -24,7 +25,8 @@ REQUIRED_MEMBERS = ("label.i32", "nframes.i32", "pos.i32", "meta.json")
 
 def required_members(video_ext: str) -> tuple[str, ...]:
     """Every member a sample of a split in this container must have."""
-    return (video_ext, *REQUIRED_MEMBERS, *((KEYFRAMES,) if video_ext == "ivf" else ()))
+    cut = video_ext == "ivf" or video_ext in annexb.EXTS  # streams the loader cuts at keyframes
+    return (video_ext, *REQUIRED_MEMBERS, *((KEYFRAMES,) if cut else ()))
 
 
 class ShardError(ValueError):
@@ -168,8 +170,10 @@ def verify_split(split_dir: Path, decode: bool = False) -> tuple[Manifest | None
 
 def _keyframes_problem(tf: tarfile.TarFile, video: str, keyframes: str) -> str | None:
     """The loader cuts clips where the keyframe table says: it must match the stream's bytes."""
+    ext = video.rsplit(".", 1)[-1]
     try:
-        table = keyframe_table(tf.extractfile(video).read())
+        data = tf.extractfile(video).read()
+        table = annexb.keyframe_table(data, ext) if ext in annexb.EXTS else keyframe_table(data)
     except ValueError as e:
         return f"{video}: {e}"
     stored = np.frombuffer(tf.extractfile(keyframes).read(), "<i4")
@@ -185,7 +189,7 @@ def decode_check(split_dir: Path, manifest: Manifest, batch_size: int = 4) -> li
     from nvidia.dali import pipeline_def
 
     try:
-        device = decode_device(manifest.codec)
+        device = decode_device(manifest.codec, encoding=manifest.encoding)
     except DecodeDeviceError as e:
         return [f"{split_dir}: cannot decode-check: {e}"]
     paths = [str(split_dir / s.tar) for s in manifest.shards]
@@ -198,7 +202,8 @@ def decode_check(split_dir: Path, manifest: Manifest, batch_size: int = 4) -> li
             paths=paths, index_paths=index_paths, ext=[manifest.video_ext, "nframes.i32", "meta.json"],
             dtypes=[types.UINT8, types.INT32, types.UINT8], missing_component_behavior="error",
             dont_use_mmap=True, name="reader")
-        frames = fn.decoders.video(video, device="cpu" if device == "cpu" else "mixed")
+        raw = {"build_index": False} if manifest.video_ext in annexb.EXTS else {}  # no timestamps
+        frames = fn.decoders.video(video, device="cpu" if device == "cpu" else "mixed", **raw)
         return frames.shape(), nframes, meta
 
     p = pipe()

@@ -15,7 +15,8 @@ def make_loader(split_dir, sampling: Sampling, transform: Transform, *, train: b
     """A loader for one split. backend: `dali` (default) or `reference` (DataLoader + PyAV).
 
     Common keywords: rank, world_size, seed, workers (DALI threads or DataLoader processes),
-    prefetch, decode (auto | cpu | gpu). DALI only: shuffle_buffer, use_mmap.
+    prefetch, decode (auto | cpu | gpu). DALI only: shuffle_buffer, use_mmap, lanes, pin_memory (page-locked
+    host batches for a CUDA trainer).
     """
     if backend == "dali":
         from .dali_loader import DaliVideoLoader

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,11 +21,13 @@ import nvidia.dali.types as types
 from nvidia.dali import pipeline_def
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-from synapt_fast.format.codecs import decode_device
+from synapt_fast.format import annexb
+from synapt_fast.format.codecs import decode_device, local_cuda_device
 from synapt_fast.format.ivf import HEADER as IVF_HEADER, KEYFRAMES
 from synapt_fast.format.verify import quick_check
 from synapt_fast.seeds import pipeline_seed
 from .batch import Batch, Epochs, arrange_eval
+from .handoff import to_torch, use_device_in_thread
 from .partition import rank_shard, shard_range
 from .sampling import Sampling, indices
 from .transforms import JITTER, POSITIONS, Transform, jitter_box, multiscale_box, scale_pairs
@@ -104,20 +105,49 @@ def _train_crop(frames, t: Transform):
                      roi_relative=False, antialias=False)
 
 
-def _keyframe_cut(video, keyframes, idx):
-    """The IVF stream from the last keyframe at or before the first wanted frame, and the wanted
-    frames' indices in it: DALI's decoder starts at the stream's first frame (see `ivf`)."""
+# Decoding on the GPU: the mixed decoder decodes a batch's clips in parallel on its own pool of
+# `num_threads` threads, one NVDEC session per clip (DALI's video decoder source), and each
+# thread waits on the GPU after every frame's colour conversion, so it takes several threads to
+# keep the 7 NVDEC engines of an H100 / H200 (NVIDIA's NVDEC application note) busy; two lanes
+# let one pipeline's reader, keyframe cut and GPU resize run while the other decodes. 2 x 4
+# threads: 8 decode sessions, as many as an H200 has engines plus one. Unmeasured until a GPU
+# run (`synapt-fast bench gpu` compares lanes); the one-lane, two-thread default before this
+# left most engines idle.
+GPU_LANES = 2
+GPU_THREADS_PER_LANE = 4
+
+
+def default_lanes(device: str, source: str, workers: int) -> int:
+    """CPU decoding: one single-thread pipeline per worker (one multi-thread pipeline left ~0.3
+    of 2 cores idle, see `ReaderEpoch`); GPU decoding: `GPU_LANES`; the seek source: one."""
+    if source != "reader":
+        return 1
+    return GPU_LANES if device == "gpu" else workers
+
+
+def threads_per_lane(device: str, workers: int, lanes: int) -> int:
+    """DALI threads of each lane: the workers shared out, at least `GPU_THREADS_PER_LANE` on the
+    GPU (there they mostly wait on NVDEC rather than use a core)."""
+    share = max(1, workers // lanes)
+    return max(share, GPU_THREADS_PER_LANE) if device == "gpu" else share
+
+
+def _keyframe_cut(video, keyframes, idx, header: int = IVF_HEADER):
+    """The stream (its first `header` bytes, then the bytes from the last keyframe at or before
+    the first wanted frame) and the wanted frames' indices in it: DALI's decoder starts at the
+    stream's first frame (see `ivf`, `annexb`)."""
     table = fn.reshape(keyframes, shape=[-1, 2])
     first = fn.reductions.min(idx)
     k = fn.reductions.sum(fn.cast(table[:, 0] <= first, dtype=types.INT32)) - 1
     start, offset = table[k, 0], table[k, 1]
-    return fn.cat(video[0:IVF_HEADER], video[offset:]), idx - start
+    return (fn.cat(video[0:header], video[offset:]) if header else video[offset:]), idx - start
 
 
 def _reader_input(paths, index_paths, video_ext, sampling, train, decode, shard_id, num_shards, shuffle_buffer,
                   use_mmap):
     """DALI's own webdataset reader and video decoder: frame indices and crop drawn in the graph."""
-    cut = video_ext == "ivf"
+    raw = video_ext in annexb.EXTS  # H.264 / HEVC elementary streams: no timestamps to index
+    cut = video_ext == "ivf" or raw
     ext = [video_ext, "label.i32", "nframes.i32", "pos.i32", *([KEYFRAMES] if cut else [])]
     video, label, nframes, pos, *keyframes = fn.readers.webdataset(
         paths=paths, index_paths=index_paths, ext=ext, dtypes=[types.UINT8] + [types.INT32] * (len(ext) - 1),
@@ -128,8 +158,9 @@ def _reader_input(paths, index_paths, video_ext, sampling, train, decode, shard_
     u = fn.random.uniform(range=[0.0, 1.0], shape=[r]) if r else None
     idx = fn.cast(indices(sampling, n, u, train, DaliOps), dtype=types.INT32)
     if cut:
-        video, idx = _keyframe_cut(video, keyframes[0], idx)
-    frames = fn.decoders.video(video, device="mixed" if decode == "gpu" else "cpu", frames=idx, pad_mode="edge")
+        video, idx = _keyframe_cut(video, keyframes[0], idx, annexb.HEADER if raw else IVF_HEADER)
+    frames = fn.decoders.video(video, device="mixed" if decode == "gpu" else "cpu", frames=idx, pad_mode="edge",
+                               **({"build_index": False} if raw else {}))
     return frames, label, pos
 
 
@@ -173,6 +204,28 @@ def video_pipeline(transform: Transform, train: bool, reader: dict | None = None
     return out, label, pos
 
 
+def reader_args(split_dir: Path, manifest, sampling: Sampling, device: str, num_shards: int, shuffle_buffer: int,
+                use_mmap: bool) -> dict:
+    """`video_pipeline`'s `reader` for a split (all but `shard_id`)."""
+    return dict(paths=[str(split_dir / s.tar) for s in manifest.shards],
+                index_paths=[str(split_dir / s.index) for s in manifest.shards],
+                video_ext=manifest.video_ext, sampling=sampling, decode=device, num_shards=num_shards,
+                shuffle_buffer=shuffle_buffer, use_mmap=use_mmap)
+
+
+def serialized_graph(split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool, decode: str,
+                     batch_size: int = 2) -> bytes:
+    """The reader pipeline a loader of `split_dir` builds when decoding on `decode` (cpu | gpu),
+    serialised without being built or given a device: inspectable on a machine without a GPU
+    (`loader.graph.operators`). The codec is not checked against `decode` here."""
+    split_dir = Path(split_dir)
+    manifest = quick_check(split_dir)
+    pipe = video_pipeline(transform=transform, train=train, batch_size=batch_size, num_threads=1, device_id=None,
+                          seed=0, reader=dict(reader_args(split_dir, manifest, sampling, decode, 1, 16, False),
+                                              shard_id=0))
+    return pipe.serialize()
+
+
 class ReaderEpoch:
     """One epoch of a rank's reader pipelines (its lanes), run for exactly the batches it holds.
 
@@ -189,8 +242,8 @@ class ReaderEpoch:
     batch with repeats of its last sample, which are cut off.
     """
 
-    def __init__(self, pipes: list, counts: list[int], batch_size: int, depths: list[int]):
-        self.pipes, self.counts, self.batch_size = pipes, counts, batch_size
+    def __init__(self, pipes: list, counts: list[int], batch_size: int, depths: list[int], pin_memory: bool = False):
+        self.pipes, self.counts, self.batch_size, self.pin_memory = pipes, counts, batch_size, pin_memory
         self.num_samples = sum(counts)
         self.num_batches = math.ceil(self.num_samples / batch_size)
         self.lane_batches = [math.ceil(c / batch_size) for c in counts]
@@ -207,7 +260,8 @@ class ReaderEpoch:
         pipe = self.pipes[j]
         outputs = pipe.share_outputs()
         try:
-            tensors = [torch.from_numpy(o.as_array()) for o in outputs]  # copies out of DALI's buffers
+            # Host outputs copied out of DALI's buffers; GPU ones as views that keep theirs (`handoff`).
+            tensors = [to_torch(o, pin_memory=self.pin_memory, zero_copy=pipe.exec_dynamic) for o in outputs]
         finally:
             pipe.release_outputs()
         if self.scheduled[j] < self.lane_batches[j]:
@@ -266,7 +320,9 @@ class DaliVideoLoader(Epochs):
     with `workers // lanes` threads; their batches are interleaved in a fixed order and re-cut so
     that only the epoch's last batch is partial (see `ReaderEpoch`). Default: one single-thread
     lane per worker when decoding on the CPU (one multi-thread DALI pipeline left ~0.3 of 2 cores
-    idle: each operator finishes a whole batch before the next starts), one lane on the GPU.
+    idle: each operator finishes a whole batch before the next starts), `GPU_LANES` lanes of at
+    least `GPU_THREADS_PER_LANE` threads on the GPU (`default_lanes`). `pin_memory`: host batches
+    in page-locked memory, for a CUDA trainer fed by CPU decoding.
     A split that fails the quick check, or whose codec the chosen decoder cannot read, is refused
     before DALI opens it.
     """
@@ -274,31 +330,33 @@ class DaliVideoLoader(Epochs):
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
                  batch_size: int, decode: str = "auto", source: str = "reader", rank: int = 0, world_size: int = 1,
                  seed: int = 0, workers: int = 2, prefetch: int = 2, shuffle_buffer: int = 256,
-                 use_mmap: bool = False, lanes: int | None = None):
+                 use_mmap: bool = False, lanes: int | None = None, pin_memory: bool = False):
         self.split_dir = split_dir = Path(split_dir)
         self.manifest = quick_check(split_dir)
-        self.device = decode_device(self.manifest.codec, decode)
+        self.device = decode_device(self.manifest.codec, decode, encoding=self.manifest.encoding,
+                                    device_id=local_cuda_device() if decode != "cpu" else 0)
         if source not in ("reader", "seek"):
             raise ValueError(f"source must be 'reader' or 'seek', got {source!r}")
         self.source = source
         self.sampling, self.transform, self.train = sampling, transform, train
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
         self.workers, self.epoch = workers, 0
-        if lanes is None:  # CPU decoding: one single-thread pipeline per worker (see `ReaderEpoch`)
-            lanes = workers if self.device == "cpu" and source == "reader" else 1
+        if lanes is None:
+            lanes = default_lanes(self.device, source, workers)
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
         self.lanes = lanes if source == "reader" else 1
         self._prefetch = prefetch
+        # The CUDA device DALI runs on (None: CPU only); host batches page-locked if `pin_memory`.
+        self.device_id = local_cuda_device() if self.device == "gpu" else None
+        if pin_memory and not torch.cuda.is_available():
+            raise ValueError("pin_memory=True needs CUDA: page-locked batches are for host -> GPU copies")
+        self.pin_memory = pin_memory
         self._pipe_kwargs = dict(
-            transform=transform, train=train, batch_size=batch_size, num_threads=max(1, workers // self.lanes),
-            device_id=int(os.environ.get("LOCAL_RANK", 0)) if self.device == "gpu" else None)
-        self._reader = dict(
-            paths=[str(split_dir / s.tar) for s in self.manifest.shards],
-            index_paths=[str(split_dir / s.index) for s in self.manifest.shards],
-            video_ext=self.manifest.video_ext, sampling=sampling, decode=self.device,
-            num_shards=world_size * self.lanes,
-            shuffle_buffer=shuffle_buffer, use_mmap=use_mmap)
+            transform=transform, train=train, batch_size=batch_size,
+            num_threads=threads_per_lane(self.device, workers, self.lanes), device_id=self.device_id)
+        self._reader = reader_args(split_dir, self.manifest, sampling, self.device, world_size * self.lanes,
+                                   shuffle_buffer, use_mmap)
         self._seek = None  # (iterator, pipeline, next epoch, next batch) of the persistent seek pipeline
         self._ahead = None  # (epoch, future (iterator, pipeline)) of the reader source's next epoch
         self._builder = None  # the thread building it
@@ -315,13 +373,16 @@ class DaliVideoLoader(Epochs):
         return math.ceil(self.samples_in_epoch() / self.batch_size)
 
     def iterate(self, epoch: int, start_batch: int = 0):
-        """Batches of `epoch` from batch `start_batch` on."""
+        """Batches of `epoch` from batch `start_batch` on, in whichever thread iterates them."""
+        use_device_in_thread(self.device_id)
         if self.source == "seek":
             batches = self._seek_batches(epoch, start_batch)
         else:
             batches = self._reader_batches(epoch, start_batch)
         clips = self.sampling.clips(self.train)
         for video, label, pos in batches:
+            if self.pin_memory and self.source == "seek":  # DALI's iterator gives pageable tensors
+                video, label, pos = video.pin_memory(), label.pin_memory(), pos.pin_memory()
             if not self.train:
                 video = arrange_eval(video, clips, self.transform.layout)
             yield Batch(video=video, label=label.view(-1).long(), pos=pos.view(-1).long())
@@ -347,7 +408,7 @@ class DaliVideoLoader(Epochs):
             pipes.append(pipe)
             counts.append(samples)
             depths.append(depth)
-        return ReaderEpoch(pipes, counts, self.batch_size, depths)
+        return ReaderEpoch(pipes, counts, self.batch_size, depths, self.pin_memory)
 
     def _reader_batches(self, epoch: int, start_batch: int):
         run = None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import queue
 import threading
 
+from .handoff import use_device_in_thread
+
 _END = object()
 
 
@@ -20,10 +22,13 @@ class Prefetched:
     Items come in the same order; an exception raised by `batches` is raised by the consumer's
     `next` at the same position. Use as a context manager (or call `close`) so that leaving
     early stops the thread and closes `batches` (freeing, e.g., a DALI pipeline).
+    `device_id`: the CUDA device made current in the thread (torch's current device is per
+    thread; a GPU loader's tensors must be made on its pipeline's device); None leaves it.
     """
 
-    def __init__(self, batches, depth: int = 1):
+    def __init__(self, batches, depth: int = 1, device_id: int | None = None):
         self._batches = batches
+        self._device_id = device_id
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._done = False
@@ -32,6 +37,7 @@ class Prefetched:
 
     def _produce(self) -> None:
         try:
+            use_device_in_thread(self._device_id)
             for item in self._batches:
                 if not self._put((True, item)):
                     return

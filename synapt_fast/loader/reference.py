@@ -37,6 +37,10 @@ def decode_frames(data: bytes, wanted: np.ndarray, fps: float, gop: int) -> np.n
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         stream.thread_count = 1  # DataLoader workers are the parallelism
+        if container.format.name in ("h264", "hevc"):
+            # An elementary stream (shard format 3) has no timestamps to seek by: frames are
+            # counted from the start, in decode order (= display order: no B-frames, `annexb`).
+            return _decode_counting(container, stream, wanted, need)
         tb = stream.time_base
         k = 0  # next wanted frame (position in `need`)
         while k < len(need):
@@ -66,6 +70,20 @@ def decode_frames(data: bytes, wanted: np.ndarray, fps: float, gop: int) -> np.n
     last = max(got)
     # Indices past the end (a frame count the container overstates) repeat the last frame.
     return np.stack([got[int(i)] if int(i) in got else got[last] for i in wanted])
+
+
+def _decode_counting(container, stream, wanted: np.ndarray, need: np.ndarray) -> np.ndarray:
+    got, i, frame, top = {}, -1, None, int(need[-1])
+    for i, frame in enumerate(container.decode(stream)):
+        if i in need:
+            got[i] = frame.to_ndarray(format="rgb24")
+        if i >= top:
+            break
+    if frame is None:
+        raise ValueError("no frames decoded")
+    if i not in got:  # indices past the end repeat the last frame
+        got[i] = frame.to_ndarray(format="rgb24")
+    return np.stack([got[int(k)] if int(k) in got else got[i] for k in wanted])
 
 
 def _resize(clip: torch.Tensor, h: int, w: int) -> torch.Tensor:

@@ -30,6 +30,7 @@ from synapt_fast.format.manifest import MANIFEST, Manifest
 from synapt_fast.format.index import ShardInfo, file_sha256
 from .tarwriter import TarWriter
 from .sources import Source, SourceItem
+from synapt_fast.format.codecs import clip_refusal, shard_refusal
 from .transcode import BadClip, EncodeOptions, Encoded, encode_item
 
 PART_STRIDE = 10_000  # shard indices of part p start at p * PART_STRIDE
@@ -113,11 +114,13 @@ def _process(job: tuple[SourceItem, EncodeOptions]) -> Encoded | str:
     if item.problem is not None:
         return item.problem
     try:
-        return encode_item(item, opts)
+        enc = encode_item(item, opts)
     except BadClip as e:
         return str(e)
     except Exception as e:  # noqa: BLE001 - a clip must never stop the run; the reason is recorded
         return f"unexpected error: {type(e).__name__}: {e}"
+    # A GPU-only codec's clip NVDEC rejects would stop every pipeline that meets it: skip it here.
+    return clip_refusal(opts.codec, enc.width, enc.height) or enc
 
 
 def _members(key: str, item: SourceItem, enc: Encoded, fps: float) -> list[tuple[str, bytes]]:
@@ -229,6 +232,8 @@ def shard_source(
 
     `on_progress(done, total, skipped)` is called after each input is handled.
     """
+    if refusal := shard_refusal(encode.codec, encode.short_side):
+        raise ValueError(refusal)
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

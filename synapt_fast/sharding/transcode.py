@@ -19,14 +19,18 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from synapt_fast.format import ivf
+from synapt_fast.format import annexb, ivf
 from .sources import Frames, SourceItem
 
 # codec -> (encoder, container format, member extension, pixel format)
 CODECS: dict[str, tuple[str, str, str, str]] = {
     # IVF, not WebM: a raw VP9 stream the DALI loader can cut at any keyframe (see `ivf`).
     "vp9": ("libvpx-vp9", "ivf", "ivf", "yuv420p"),
-    "h264": ("libx264", "mp4", "mp4", "yuv420p"),
+    # An Annex-B elementary stream, not MP4: cut at any keyframe like IVF (see `annexb`).
+    "h264": ("libx264", "h264", "h264", "yuv420p"),
+    # HEVC stays in MP4: a raw stream must have no B-frames (see `annexb`), and x265 without
+    # B-frames gave different bytes for the same clip in 1-19 of 40 runs on a loaded machine
+    # (its thread pool off or on), breaking the same-inputs-same-bytes guarantee.
     "hevc": ("libx265", "mp4", "mp4", "yuv420p"),
     # Full-range JPEG 4:2:0 is what MJPEG decoders (DALI's included) expect.
     "mjpeg": ("mjpeg", "matroska", "mkv", "yuvj420p"),
@@ -75,7 +79,7 @@ class Encoded:
     width: int
     height: int
     meta: dict
-    keyframes: np.ndarray | None = None  # IVF only: (frame index, byte offset) of each keyframe
+    keyframes: np.ndarray | None = None  # IVF and Annex-B: (frame index, byte offset) of each keyframe
 
 
 def _encoded(data: bytes, ext: str, num_frames: int, width: int, height: int, meta: dict) -> Encoded:
@@ -87,7 +91,23 @@ def _encoded(data: bytes, ext: str, num_frames: int, width: int, height: int, me
             raise BadClip(f"unusable IVF stream: {e}") from None
         if stored != num_frames:  # the loader's frame indices count IVF frames
             raise BadClip(f"IVF stream holds {stored} frames, {num_frames} decoded")
+    elif ext in annexb.EXTS:
+        try:
+            keyframes, stored = annexb.keyframe_table(data, ext), annexb.num_frames(data, ext)
+        except ValueError as e:
+            raise BadClip(f"unusable {ext} stream: {e}") from None
+        if stored != num_frames:  # the GPU decoder counts pictures of the stream
+            raise BadClip(f"{ext} stream holds {stored} pictures, {num_frames} decoded")
+        if meta.get("copied") and _reorders(data):
+            raise BadClip(f"{ext} stream with B-frames (pictures out of display order): a stream without "
+                          "timestamps would decode in the wrong order; shard without --copy to re-encode it")
     return Encoded(data, ext, num_frames, width, height, meta, keyframes)
+
+
+def _reorders(data: bytes) -> bool:
+    """Whether an encoded stream has pictures out of display order (B-frames)."""
+    with av.open(io.BytesIO(data)) as c:
+        return bool(c.streams.video[0].codec_context.has_b_frames)
 
 
 def _encoder_options(opts: EncodeOptions) -> dict[str, str]:

@@ -160,3 +160,40 @@ def test_real_path_is_a_torchvision_resnet50(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(BiasError, match="junk.pth"):
         build_backbone(FeatureSpec("tsn_r50"), tmp_path / "junk.pth")
+
+
+def _bias_split(tmp_path, width, height):
+    from synapt_fast.synth.sampleclips import SampleSource
+    from synapt_fast.sharding.pipeline import ShardOptions, shard_source
+    from synapt_fast.sharding.transcode import EncodeOptions
+
+    out = tmp_path / "b" / "train"
+    shard_source(SampleSource(2, 2, 8, width, height), out, ShardOptions("b", "train"), EncodeOptions(short_side=0))
+    return out
+
+
+def test_features_of_a_cpu_loader_are_computed_on_the_cpu(tmp_path, weights):
+    from synapt_fast.analysis.bias import extract
+
+    spec = FeatureSpec("tsn_tiny", frames=4, size=32)
+    model = build_backbone(spec, weights)
+    feats, labels = extract(_bias_split(tmp_path, 64, 48), model, spec, batch_size=2, workers=1, decode="cpu")
+    assert next(model.parameters()).device.type == "cpu"
+    assert feats.shape == (4, model.num_features) and sorted(labels.tolist()) == [0, 0, 1, 1]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_features_from_gpu_decoding_run_on_the_gpu_and_match_the_cpus(tmp_path, weights):
+    from synapt_fast.analysis.bias import extract
+
+    spec = FeatureSpec("tsn_tiny", frames=4, size=64)
+    split = _bias_split(tmp_path, 192, 128)  # above NVDEC's smallest VP9 picture (128x128)
+    gpu_model = build_backbone(spec, weights)
+    on_gpu, labels_gpu = extract(split, gpu_model, spec, batch_size=2, workers=2, decode="gpu")
+    assert next(gpu_model.parameters()).device.type == "cuda"
+    on_cpu, labels_cpu = extract(split, build_backbone(spec, weights), spec, batch_size=2, workers=2, decode="cpu")
+    assert np.array_equal(labels_gpu, labels_cpu)
+    # Decoders differ by a few levels of rounding; features of the same frames stay close.
+    rel = np.abs(on_gpu - on_cpu).mean() / (np.abs(on_cpu).mean() + 1e-6)
+    assert rel < 0.05, rel

@@ -339,16 +339,16 @@ def test_sigterm_to_any_one_rank_stops_every_rank_with_143(signalled_rank, tiny_
 def test_device_and_version_choices_for_gpu_launchers():
     import inspect
 
-    from synapt_fast.engine.build import decode_for, no_buffer_sync_kwargs
-    from synapt_fast.engine.distributed import cuda_index
+    from synapt_fast.engine.build import no_buffer_sync_kwargs
+    from synapt_fast.format.codecs import DecodeDeviceError, cuda_index, decode_for_trainer
 
     assert cuda_index(0, 1) == 0 and cuda_index(3, 1) == 0  # one GPU per process (CUDA_VISIBLE_DEVICES)
     assert cuda_index(2, 8) == 2  # torchrun: every process sees the node's GPUs
-    with pytest.raises(RuntimeError, match="LOCAL_RANK is 4 but this process sees 2 GPUs"):
+    with pytest.raises(DecodeDeviceError, match="LOCAL_RANK 4 but only 2 CUDA device"):
         cuda_index(4, 2)
-    assert decode_for("auto", torch.device("cpu")) == "cpu"
-    assert decode_for("auto", torch.device("cuda", 1)) == "gpu"
-    assert decode_for("cpu", torch.device("cuda", 0)) == "cpu"
+    assert decode_for_trainer("cpu", "auto") == "cpu"  # a CPU trainer decodes on the CPU, GPU or not
+    assert decode_for_trainer("cuda:1", "auto") == "auto"  # the loader may still pick the CPU for a tiny VP9
+    assert decode_for_trainer("cuda:0", "cpu") == "cpu"
     here = inspect.signature(torch.nn.parallel.DistributedDataParallel).parameters
     before_2_13 = ("module", "device_ids", "output_device", "dim", "broadcast_buffers", "init_sync",
                   "process_group", "bucket_cap_mb", "find_unused_parameters", "check_reduction",

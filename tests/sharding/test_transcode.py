@@ -37,7 +37,7 @@ def test_target_size_is_even_with_the_requested_short_side(w, h, short, expected
     assert target_size(w, h, short) == expected
 
 
-@pytest.mark.parametrize("codec,ext", [("vp9", "ivf"), ("h264", "mp4"), ("hevc", "mp4"), ("mjpeg", "mkv")])
+@pytest.mark.parametrize("codec,ext", [("vp9", "ivf"), ("h264", "h264"), ("hevc", "mp4"), ("mjpeg", "mkv")])
 def test_each_codec_encodes_deterministically(tmp_path, codec, ext):
     src = write_clip(tmp_path / "in.mp4", render(2, 0, 20, 160, 120), fps=25.0)
     item = SourceItem("in.mp4", 0, "c", path=src)
