@@ -10,8 +10,10 @@ from pathlib import Path
 from .shardwriter import ShardInfo
 
 FORMAT = "synapt-fast-shards"
-FORMAT_VERSION = 2  # 2: VP9 clips in IVF with a keyframe table (1: VP9 in WebM; still read)
-READ_VERSIONS = (1, 2)
+# 3: IVF clips also carry a frame offset table; 2: VP9 clips in IVF with a keyframe table;
+# 1: VP9 in WebM. All three are read.
+FORMAT_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .ivf import KEYFRAMES
+from .ivf import FRAMES, KEYFRAMES
 from .manifest import MANIFEST, Manifest
 from .shardwriter import ShardInfo, ShardWriter, file_sha256
 from .sources import Source, SourceItem
@@ -139,6 +139,8 @@ def _members(key: str, item: SourceItem, enc: Encoded, fps: float) -> list[tuple
         ("meta.json", json.dumps(meta, sort_keys=True, ensure_ascii=False).encode()),
         # Where each keyframe starts, so that the loader can decode from the one before its clip.
         *([(KEYFRAMES, enc.keyframes.tobytes())] if enc.keyframes is not None else []),
+        # Where every frame starts, so that it can also decode each sampled frame from its own keyframe.
+        *([(FRAMES, enc.frame_offsets.tobytes())] if enc.frame_offsets is not None else []),
     ]
 
 

@@ -79,18 +79,19 @@ class Encoded:
     height: int
     meta: dict
     keyframes: np.ndarray | None = None  # IVF only: (frame index, byte offset) of each keyframe
+    frame_offsets: np.ndarray | None = None  # IVF only: byte offset of each frame, then the length
 
 
 def _encoded(data: bytes, ext: str, num_frames: int, width: int, height: int, meta: dict) -> Encoded:
-    keyframes = None
+    keyframes = offsets = None
     if ext == "ivf":
         try:
-            keyframes, stored = ivf.keyframe_table(data), len(ivf.frames(data)[1])
+            keyframes, offsets = ivf.keyframe_table(data), ivf.frame_offsets(data)
         except ValueError as e:
             raise BadClip(f"unusable IVF stream: {e}") from None
-        if stored != num_frames:  # the loader's frame indices count IVF frames
-            raise BadClip(f"IVF stream holds {stored} frames, {num_frames} decoded")
-    return Encoded(data, ext, num_frames, width, height, meta, keyframes)
+        if len(offsets) - 1 != num_frames:  # the loader's frame indices count IVF frames
+            raise BadClip(f"IVF stream holds {len(offsets) - 1} frames, {num_frames} decoded")
+    return Encoded(data, ext, num_frames, width, height, meta, keyframes, offsets)
 
 
 def _encoder_options(opts: EncodeOptions) -> dict[str, str]:
