@@ -61,7 +61,9 @@ def shard(
     fps: float = typer.Option(30.0, help="Constant output frame rate."),
     short_side: int = typer.Option(128, help="Resize so the short side is this (even); 0 keeps the size."),
     max_seconds: Optional[float] = typer.Option(None, help="Cap each clip's duration."),
-    gop: int = typer.Option(32, help="Frames between keyframes."),
+    gop: Optional[int] = typer.Option(None, help="Frames between keyframes (default 32, or chosen for --sampling)."),
+    sampling: Optional[str] = typer.Option(None, help="The sampling mode these shards are for (segments | uniform | "
+                                                      "dense): picks the GOP for it (8, 8, 32) unless --gop is given."),
     quality: Optional[int] = typer.Option(None, help="CRF (vp9/h264/hevc) or qscale (mjpeg); default per codec."),
     speed: str = typer.Option("fast", help="Encoder effort: fast | good."),
     copy: bool = typer.Option(False, "--copy", help="Pack already-conforming clips without re-encoding."),
@@ -83,7 +85,7 @@ def shard(
 
     from synapt_fast.sharding import ShardOptions, shard_source
     from synapt_fast.sources import FolderSource, ListSource, read_class_names
-    from synapt_fast.transcode import EncodeOptions
+    from synapt_fast.transcode import EncodeOptions, gop_for
 
     if dataset is None and (lists or subset):
         raise _fail("--lists and --subset go with --dataset")
@@ -104,8 +106,9 @@ def shard(
         else:
             names = read_class_names(classes) if classes else None
             src = ListSource(list_file, source, names) if list_file else FolderSource(source, names)
-        enc = EncodeOptions(codec=codec, fps=fps, short_side=short_side, max_seconds=max_seconds, gop=gop,
-                            quality=quality, speed=speed, copy=copy)
+        enc = EncodeOptions(codec=codec, fps=fps, short_side=short_side, max_seconds=max_seconds,
+                            gop=gop_for(sampling) if gop is None else gop, quality=quality, speed=speed, copy=copy,
+                            sampling=sampling)
         opts = ShardOptions(set_name=set_name, split=split, max_count=shard_count, max_mb=shard_mb, seed=seed,
                             workers=workers, num_parts=num_parts, part=part)
     except (OSError, ValueError) as e:
@@ -533,17 +536,39 @@ def bench_shard(
 
 @bench_app.command("loader")
 def bench_loader(
-    clips: int = typer.Option(240, help="Clips in the benchmark split (3 s, 320x240 -> VP9 short side 128)."),
+    split_dir: Optional[Path] = typer.Argument(None, help="Your own shard split: measure it with --recipe's "
+                                                          "sampling, crop and batch instead of the benchmark."),
+    recipe: Optional[Path] = typer.Option(None, help="With SPLIT_DIR: the recipe TOML whose data settings to use."),
+    override: Optional[list[str]] = typer.Option(None, "--set", help="With SPLIT_DIR: recipe section.key=value."),
+    clips: int = typer.Option(24, help="Distinct clips per length (camera-like, 320x240 H.264 sources)."),
+    copies: int = typer.Option(4, help="Times each clip is packed (epochs of clips x copies samples)."),
     repeats: int = typer.Option(3, help="Timed epochs per contender and mode (median reported)."),
     batch_size: int = typer.Option(8, help="Clips per batch."),
     workers: int = typer.Option(2, help="DALI threads / DataLoader worker processes."),
-    quick: bool = typer.Option(False, help="12 clips, one mode, one repeat: a seconds-long smoke run."),
-    out_dir: Optional[Path] = typer.Option(None, help="Where loader.{json,md} go (default: benchmarks/results)."),
+    quick: bool = typer.Option(False, help="8 clips, 3 s, one mode, one repeat: a smoke run."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where loader.{json,md} go (default: benchmarks/results); "
+                                                      "with SPLIT_DIR, where to write loader_split.json."),
 ):
-    """DALI loader vs the DataLoader + PyAV reference vs a decode-only ceiling, per sampling mode."""
+    """DALI loader vs the loaders a user writes (PyAV, torchcodec over H.264 mp4) vs a decode-only ceiling, per
+    length and sampling mode; or, with SPLIT_DIR --recipe R, your own split: clips/s, ceiling, what limits it."""
+    if split_dir is not None:
+        from synapt_fast.loader.throughput import diagnose
+
+        if recipe is None:
+            raise _fail("SPLIT_DIR needs --recipe: its sampling, crop and batch are what gets measured")
+        try:
+            record = diagnose(split_dir, recipe, override or [], repeats=repeats)
+        except (OSError, ValueError) as e:
+            raise _fail(str(e))
+        if out_dir is not None:
+            import json
+
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "loader_split.json").write_text(json.dumps(record, indent=1) + "\n")
+        return
     bench = _benchmark("bench_loader")
     bench.run(clips=clips, repeats=repeats, batch_size=batch_size, workers=workers, quick=quick,
-              out_dir=out_dir or bench.RESULTS)
+              out_dir=out_dir or bench.RESULTS, copies=copies)
 
 
 @bench_app.command("gop")

@@ -398,14 +398,16 @@ class DaliVideoLoader(Epochs):
         first = self._shard(epoch) * self.lanes
         return [n * (v + 1) // k - n * v // k for v in range(first, first + self.lanes)]
 
-    def _open(self, epoch: int) -> ReaderEpoch:
+    def _open(self, epoch: int, graph=None) -> ReaderEpoch:
+        """`epoch`'s lanes; `graph`: another pipeline function of `video_pipeline`'s arguments
+        (the benchmarks' decode-only stage), else `video_pipeline`."""
         pipes, counts, depths = [], [], []
         first = self._shard(epoch) * self.lanes
         for j, samples in enumerate(self._lane_counts(epoch)):
             if not samples:
                 continue
             depth = max(1, min(self._prefetch, math.ceil(samples / self.batch_size)))
-            pipe = video_pipeline(**self._pipe_kwargs, prefetch_queue_depth=depth,
+            pipe = (graph or video_pipeline)(**self._pipe_kwargs, prefetch_queue_depth=depth,
                                   reader=dict(self._reader, shard_id=first + j),
                                   seed=self.seed + 7919 * epoch + 1000003 * self.rank + 15485863 * j)
             pipe.build()
