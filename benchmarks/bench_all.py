@@ -37,19 +37,20 @@ def headline(name: str, r: dict) -> dict:
                 "shard_2w_over_shard_1w": r["ratios"]["shard_2w_over_shard_1w"]}
     if name == "loader":
         out = {}
-        for mode, x in r["modes"].items():
-            out[mode] = {"default_clips_per_s": x["clips_per_s"]["default"],
-                         "default_over_reference": x["default_over_reference"],
-                         "default_over_reference_cpu": x["default_over_reference_cpu"],
-                         "default_share_of_decode_ceiling": x["default_share_of_decode_ceiling"]}
-            if "default_over_torchcodec" in x:
-                out[mode]["default_over_torchcodec"] = x["default_over_torchcodec"]
+        for length, modes in r["lengths"].items():
+            for mode, x in modes.items():
+                out[f"{length} {mode}"] = {
+                    "default_clips_per_s": x["clips_per_s"][x["default"]],
+                    "default_over_best_peer": x["default_over_best_peer"],
+                    "default_over_best_peer_cpu": x["default_over_best_peer_cpu"],
+                    "for_mode_over_best_peer_cpu": x["for_mode_over_best_peer_cpu"],
+                    "share_of_decode_ceiling": x["share_of_decode_ceiling"]}
         return out
     if name == "gop":
         best = {}
         for row in r["results"]:
             key = f"{row['video_s']} s {row['mode']}"
-            if row["format"] == 2 and row["cpu_ms_per_clip"] < best.get(key, (None, float("inf")))[1]:
+            if row["format"] >= 2 and row["cpu_ms_per_clip"] < best.get(key, (None, float("inf")))[1]:
                 best[key] = (row["gop"], row["cpu_ms_per_clip"])
         return {"cut_over_frame_0": r["cut_over_frame_0"],
                 "cheapest_gop_by_cpu": {k: v[0] for k, v in best.items()}}

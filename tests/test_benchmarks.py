@@ -31,8 +31,8 @@ def _per_repeat_and_median(name: str, r: dict) -> tuple[list, list]:
     if name == "shard":
         return list(r["seconds"].values()), list(r["median_clips_per_s"].values())
     if name == "loader":
-        mode = r["modes"]["segments 8x1"]
-        return list(mode["per_repeat_clips_per_s"].values()), list(mode["clips_per_s"].values())
+        mode = r["lengths"]["3 s"]["segments 8"]
+        return [[rate for rate, _ in runs] for runs in mode["runs"].values()], list(mode["clips_per_s"].values())
     if name == "model":
         return [row["step_s"] for row in r["results"]], [row["step_s_median"] for row in r["results"]]
     if name == "gop":
@@ -72,18 +72,21 @@ def test_bench_all_quick_writes_every_record_and_the_summary(tmp_path):
     assert not list(tmp_path.glob("*.partial*"))
 
     loader = json.loads((tmp_path / "loader_quick.json").read_text())
-    mode = loader["modes"]["segments 8x1"]
-    assert {"dali-reader", "dali-seek", "reference", "decode-only", "default"} <= set(mode["clips_per_s"])
-    assert mode["default_source"] == "dali-reader"  # TSN segments span the clip: DALI's decoder wins
-    assert len(loader["memory"]["rss_mib_per_epoch"]) == 2
-    # The torchcodec peer is measured beside the others, or its absence is recorded with the reason.
-    if "torchcodec" in mode["clips_per_s"]:
-        assert mode["clips_per_s"]["torchcodec"] > 0 and loader["machine"]["versions"]["torchcodec"]
+    mode = loader["lengths"]["3 s"]["segments 8"]
+    assert {"dali-frame", "dali-clip", "dali GOP 8", "decode-only", "pyav mp4 long GOP",
+            "pyav mp4 GOP 32"} <= set(mode["clips_per_s"])
+    assert mode["default"] == "dali-frame"  # TSN segments: each sampled frame from its own keyframe
+    assert mode["best_peer_by_rate"] in mode["clips_per_s"] and mode["default_over_best_peer"] > 0
+    assert mode["frames_decoded_per_clip"]["frame"] <= mode["frames_decoded_per_clip"]["clip"]
+    assert len(loader["memory"]["rss_mib_per_epoch"]) == 2 and loader["targets"]
+    # The torchcodec peers are measured beside the others, or their absence is recorded with the reason.
+    if "torchcodec mp4 GOP 32" in mode["clips_per_s"]:
+        assert mode["clips_per_s"]["torchcodec mp4 GOP 32"] > 0 and loader["machine"]["versions"]["torchcodec"]
     else:
         assert "torchcodec" in loader["skipped"]["torchcodec"]
 
     gop = json.loads((tmp_path / "gop_quick.json").read_text())
-    assert {(row["split"], row["format"]) for row in gop["results"]} == {("GOP 8", 2), ("GOP 32", 2),
+    assert {(row["split"], row["format"]) for row in gop["results"]} == {("GOP 8", 3), ("GOP 32", 3),
                                                                          ("GOP 32, format 1", 1)}
     assert set(gop["cut_over_frame_0"]) == {"3 s dense 8x1"}  # format 1 measured beside format 2
 

@@ -57,17 +57,40 @@ def bench_shard(
 
 @app.command("loader")
 def bench_loader(
-    clips: int = typer.Option(240, help="Clips in the benchmark split (3 s, 320x240 -> VP9 short side 128)."),
+    split_dir: Optional[Path] = typer.Argument(None, help="Your own shard split: measure it with --recipe's "
+                                                          "sampling, crop and batch instead of the benchmark."),
+    recipe: Optional[Path] = typer.Option(None, help="With SPLIT_DIR: the recipe TOML whose data settings to use."),
+    override: Optional[list[str]] = typer.Option(None, "--set", help="With SPLIT_DIR: recipe section.key=value."),
+    clips: int = typer.Option(24, help="Distinct clips per length (camera-like, 320x240 H.264 sources)."),
+    copies: int = typer.Option(4, help="Times each clip is packed (epochs of clips x copies samples)."),
     repeats: int = typer.Option(3, help="Timed epochs per contender and mode (median reported)."),
     batch_size: int = typer.Option(8, help="Clips per batch."),
     workers: int = typer.Option(2, help="DALI threads / DataLoader worker processes."),
-    quick: bool = typer.Option(False, help="12 clips, one mode, one repeat: a seconds-long smoke run."),
-    out_dir: Optional[Path] = typer.Option(None, help="Where loader.{json,md} go (default: benchmarks/results)."),
+    quick: bool = typer.Option(False, help="8 clips, 3 s, one mode, one repeat: a smoke run."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where loader.{json,md} go (default: benchmarks/results); "
+                                                      "with SPLIT_DIR, where to write loader_split.json."),
 ):
-    """DALI loader vs the DataLoader + PyAV reference vs a decode-only ceiling, per sampling mode."""
+    """DALI loader vs the loaders a user writes (PyAV, torchcodec over H.264 mp4) vs a decode-only ceiling, per
+    length and sampling mode; or, with SPLIT_DIR --recipe R, your own split: clips/s, ceiling, what limits it."""
+    if split_dir is not None:
+        from synapt_fast.atomic import write_atomic
+        from synapt_fast.loader.throughput import diagnose
+
+        if recipe is None:
+            raise fail("SPLIT_DIR needs --recipe: its sampling, crop and batch are what gets measured")
+        try:
+            record = diagnose(split_dir, recipe, override or [], repeats=repeats)
+        except (OSError, ValueError) as e:
+            raise fail(str(e))
+        if out_dir is not None:
+            import json
+
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(out_dir / "loader_split.json", json.dumps(record, indent=1) + "\n", durable=False)
+        return
     with benchmark("bench_loader") as bench:
         bench.run(clips=clips, repeats=repeats, batch_size=batch_size, workers=workers, quick=quick,
-                  out_dir=out_dir or bench.RESULTS)
+                  out_dir=out_dir or bench.RESULTS, copies=copies)
 
 
 @app.command("gop")

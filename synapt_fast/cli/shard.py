@@ -40,7 +40,9 @@ def shard(
     fps: float = typer.Option(30.0, help="Constant output frame rate."),
     short_side: int = typer.Option(128, help="Resize so the short side is this (even); 0 keeps the size."),
     max_seconds: Optional[float] = typer.Option(None, help="Cap each clip's duration."),
-    gop: int = typer.Option(32, help="Frames between keyframes."),
+    gop: Optional[int] = typer.Option(None, help="Frames between keyframes (default 32, or chosen for --sampling)."),
+    sampling: Optional[str] = typer.Option(None, help="The sampling mode these shards are for (segments | uniform | "
+                                                      "dense): picks the GOP for it (8, 8, 32) unless --gop is given."),
     quality: Optional[int] = typer.Option(None, help="CRF (vp9/h264/hevc) or qscale (mjpeg); default per codec."),
     speed: str = typer.Option("fast", help="Encoder effort: fast | good."),
     copy: bool = typer.Option(False, "--copy", help="Pack already-conforming clips without re-encoding."),
@@ -62,7 +64,7 @@ def shard(
 
     from synapt_fast.sharding.pipeline import ShardOptions, shard_source
     from synapt_fast.sharding.sources import FolderSource, ListSource, read_class_names
-    from synapt_fast.sharding.transcode import EncodeOptions
+    from synapt_fast.sharding.transcode import EncodeOptions, gop_for
 
     if dataset is None and (lists or subset):
         raise fail("--lists and --subset go with --dataset")
@@ -81,8 +83,9 @@ def shard(
         else:
             names = read_class_names(classes) if classes else None
             src = ListSource(list_file, source, names) if list_file else FolderSource(source, names)
-        enc = EncodeOptions(codec=codec, fps=fps, short_side=short_side, max_seconds=max_seconds, gop=gop,
-                            quality=quality, speed=speed, copy=copy)
+        enc = EncodeOptions(codec=codec, fps=fps, short_side=short_side, max_seconds=max_seconds,
+                            gop=gop_for(sampling) if gop is None else gop, quality=quality, speed=speed, copy=copy,
+                            sampling=sampling)
         opts = ShardOptions(set_name=set_name, split=split, max_count=shard_count, max_mb=shard_mb, seed=seed,
                             workers=workers, num_parts=num_parts, part=part)
     except (OSError, ValueError) as e:

@@ -7,6 +7,12 @@ for every frame before it. An IVF stream is a 32-byte file header followed by fr
 keyframe on is again a valid stream, and it decodes to the same pictures. The shard writer stores
 where each keyframe starts (`KEYFRAMES`), and the DALI loader cuts every clip at the last
 keyframe at or before its first sampled frame, inside the graph (`loader.dali_loader`).
+
+Frames sampled far apart (TSN segments, uniform sampling) want more than one cut: the stream
+from a keyframe up to the end of one wanted frame, then from the next wanted frame's keyframe on,
+and so on, is again a valid stream (a VP8 / VP9 keyframe resets every reference), and it decodes
+to the wanted frames at known positions. For that the writer also stores where every frame
+starts (`FRAMES`, shard format 3), so that a piece can end right after its wanted frame.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 HEADER = 32  # file header bytes: b"DKIF", version, header size, fourcc, size, rate, frame count
 FRAME_HEADER = 12  # per frame: little-endian uint32 size, uint64 timestamp
 KEYFRAMES = "keyframes.i32"  # member: int32 (frame index, byte offset) pairs, one per keyframe
+FRAMES = "frames.i32"  # member (format 3): int32 byte offset of every frame's header, then the stream length
 
 
 def frames(data: bytes) -> tuple[bytes, list[tuple[int, int]]]:
@@ -63,6 +70,40 @@ def keyframe_table(data: bytes) -> np.ndarray:
     if not table or table[0] != (0, HEADER):
         raise ValueError("IVF stream does not start with a keyframe")
     return np.asarray(table, dtype="<i4")
+
+
+def frame_offsets(data: bytes) -> np.ndarray:
+    """Byte offset of every frame's header, then the stream's length: int32 (N + 1,)."""
+    return np.asarray([pos for pos, _ in frames(data)[1]] + [len(data)], dtype="<i4")
+
+
+def frame_pieces(keyframe_frames, wanted) -> tuple[list[tuple[int, int]], list[int]]:
+    """The rule of the DALI loader's per-frame cut, in numpy: ([(first, last) frame of each
+    piece], [position of each wanted frame in the joined pieces]).
+
+    Each wanted frame's piece starts at the keyframe at or before it, or just after the previous
+    wanted frame when that is later; a repeated frame adds no piece. Indices that step back get
+    one piece over the whole span (joined pieces would run backwards in time, which DALI's
+    decoder does not follow).
+    """
+    keys, wanted = np.asarray(keyframe_frames), [int(x) for x in wanted]
+    key = [int(keys[keys <= w].max()) for w in wanted]
+    if any(b < a for a, b in zip(wanted, wanted[1:])):
+        return [(min(key), max(wanted))], [w - min(key) for w in wanted]
+    pieces, positions, prev, decoded = [], [], -1, 0
+    for w, k in zip(wanted, key):
+        start = max(k, prev + 1)
+        if start <= w:
+            pieces.append((start, w))
+            decoded += w - start + 1
+        positions.append(decoded - 1)
+        prev = w
+    return pieces, positions
+
+
+def join(data: bytes, offsets: np.ndarray, pieces: list[tuple[int, int]]) -> bytes:
+    """The file header and the frames of each (first, last) piece: a valid stream (see above)."""
+    return data[:HEADER] + b"".join(data[offsets[a]:offsets[b + 1]] for a, b in pieces)
 
 
 def cut(data: bytes, offset: int) -> bytes:

@@ -16,17 +16,20 @@ import numpy as np
 
 from .codecs import DecodeDeviceError, decode_device
 from . import annexb
-from .ivf import KEYFRAMES, keyframe_table
+from .ivf import FRAMES, KEYFRAMES, frame_offsets, keyframe_table
 from .manifest import MANIFEST, Manifest, ManifestError
 from .index import file_sha256, read_index
 
 REQUIRED_MEMBERS = ("label.i32", "nframes.i32", "pos.i32", "meta.json")
 
 
-def required_members(video_ext: str) -> tuple[str, ...]:
-    """Every member a sample of a split in this container must have."""
-    cut = video_ext == "ivf" or video_ext in annexb.EXTS  # streams the loader cuts at keyframes
-    return (video_ext, *REQUIRED_MEMBERS, *((KEYFRAMES,) if cut else ()))
+def required_members(video_ext: str, format_version: int = 3) -> tuple[str, ...]:
+    """Every member a sample of a split in this container (and shard format) must have."""
+    if video_ext == "ivf":
+        tables = (KEYFRAMES, *((FRAMES,) if format_version >= 3 else ()))
+    else:  # the loader cuts H.264 / HEVC elementary streams at keyframes too
+        tables = (KEYFRAMES,) if video_ext in annexb.EXTS else ()
+    return (video_ext, *REQUIRED_MEMBERS, *tables)
 
 
 class ShardError(ValueError):
@@ -56,7 +59,7 @@ def _tar_problem(split_dir: Path, shard) -> str | None:
     return None
 
 
-def _check_index(split_dir: Path, shard, video_ext: str, problems: list[str]) -> list | None:
+def _check_index(split_dir: Path, shard, video_ext: str, problems: list[str], format_version: int = 3) -> list | None:
     idx_path = split_dir / shard.index
     try:
         if file_sha256(idx_path) != shard.index_sha256:
@@ -70,7 +73,7 @@ def _check_index(split_dir: Path, shard, video_ext: str, problems: list[str]) ->
         problems.append(f"{idx_path}: {len(index)} samples, manifest says {shard.samples}")
     for n, sample in enumerate(index):
         exts = {ext for ext, *_ in sample}
-        missing = [e for e in required_members(video_ext) if e not in exts]
+        missing = [e for e in required_members(video_ext, format_version) if e not in exts]
         if missing:
             problems.append(f"{idx_path}: sample {n} lacks members {missing}")
         for ext, offset, size, name in sample:
@@ -108,7 +111,7 @@ def quick_check(split_dir: Path) -> Manifest:
         if problem:
             problems.append(problem)
             continue
-        _check_index(split_dir, shard, manifest.video_ext, problems)
+        _check_index(split_dir, shard, manifest.video_ext, problems, manifest.format_version)
     problems += _total_problems(split_dir, manifest)
     if problems:
         raise ShardError("refusing to load shards:\n  " + "\n  ".join(problems))
@@ -134,7 +137,7 @@ def verify_split(split_dir: Path, decode: bool = False) -> tuple[Manifest | None
         if file_sha256(tar) != shard.sha256:
             problems.append(f"{tar}: sha256 does not match the manifest (corrupt or altered)")
             continue
-        index = _check_index(split_dir, shard, manifest.video_ext, problems)
+        index = _check_index(split_dir, shard, manifest.video_ext, problems, manifest.format_version)
         if index is None:
             continue
         # The tar structure must agree with the index member by member.
@@ -155,6 +158,10 @@ def verify_split(split_dir: Path, decode: bool = False) -> tuple[Manifest | None
                         labels_ok = False
                     if KEYFRAMES in comp:
                         problem = _keyframes_problem(tf, comp[manifest.video_ext], comp[KEYFRAMES])
+                        if problem:
+                            problems.append(f"{tar}: {problem}")
+                    if manifest.format_version >= 3 and manifest.video_ext == "ivf":
+                        problem = _frames_problem(tf, comp[manifest.video_ext], comp.get(FRAMES))
                         if problem:
                             problems.append(f"{tar}: {problem}")
         except (tarfile.TarError, OSError, KeyError) as e:
@@ -179,6 +186,19 @@ def _keyframes_problem(tf: tarfile.TarFile, video: str, keyframes: str) -> str |
     stored = np.frombuffer(tf.extractfile(keyframes).read(), "<i4")
     if stored.shape != (table.size,) or not np.array_equal(stored.reshape(-1, 2), table):
         return f"{keyframes} does not match the keyframes of {video}"
+    return None
+
+
+def _frames_problem(tf: tarfile.TarFile, video: str, offsets: str | None) -> str | None:
+    """The loader ends each piece of a clip where the frame table says: it must match the stream."""
+    if offsets is None:
+        return f"{video}: no {FRAMES} member (format 3 stores one beside every IVF clip)"
+    try:
+        table = frame_offsets(tf.extractfile(video).read())
+    except ValueError as e:
+        return f"{video}: {e}"
+    if not np.array_equal(np.frombuffer(tf.extractfile(offsets).read(), "<i4"), table):
+        return f"{offsets} does not match the frames of {video}"
     return None
 
 

@@ -1,8 +1,8 @@
 """The DALI video loader: shards -> decoded, sampled, augmented clips as torch tensors.
 
 Everything per sample happens inside the DALI graph (reader, frame indices from the stored
-frame count, the cut at the keyframe before the clip, decoding, crop, resize, flip,
-normalisation); Python only sees whole batches.
+frame count, the cuts at keyframes that leave the decoder only what the sampled frames need,
+decoding, crop, resize, flip, normalisation); Python only sees whole batches.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
 from synapt_fast.format import annexb
 from synapt_fast.format.codecs import decode_device, local_cuda_device
-from synapt_fast.format.ivf import HEADER as IVF_HEADER, KEYFRAMES
+from synapt_fast.format.ivf import FRAMES, HEADER as IVF_HEADER, KEYFRAMES
 from synapt_fast.format.verify import quick_check
 from synapt_fast.seeds import pipeline_seed
 from .batch import Batch, Epochs, arrange_eval
@@ -143,13 +143,56 @@ def _keyframe_cut(video, keyframes, idx, header: int = IVF_HEADER):
     return (fn.cat(video[0:header], video[offset:]) if header else video[offset:]), idx - start
 
 
+def _frame_cuts(video, keyframes, offsets, idx, m: int):
+    """One piece of stream per wanted frame, joined after the IVF file header, and each wanted
+    frame's position in the joined stream: the rule of `ivf.frame_pieces`, in the graph.
+
+    A piece runs from the keyframe at or before its frame, or from just after the previous wanted
+    frame when that is later (the previous piece then carries on: no frame is decoded twice), to
+    the end of its frame; a repeated frame adds nothing. So the decoder sees about half a GOP per
+    spread-out sampled frame, not the whole span from the first to the last. A clip whose indices
+    step back (training segments on a clip shorter than the segment count) gets one piece over the
+    whole span instead: the joined stream's timestamps would go backwards, and DALI's decoder then
+    shows the wrong frames. Per sample, chosen by arithmetic (0/1 factors), as DALI has no branches here.
+    """
+    i32 = types.INT32
+    keys = fn.reshape(fn.reshape(keyframes, shape=[-1, 2])[:, 0], shape=[-1, 1])  # (K, 1) frame indices
+    prev = fn.cat(types.Constant(np.array([-1], np.int32)), idx[0:m - 1]) if m > 1 else \
+        types.Constant(np.array([-1], np.int32))
+    key = fn.reductions.max(keys * fn.cast(keys <= fn.reshape(idx, shape=[1, -1]), dtype=i32), axes=0)
+    ordered = fn.reductions.min(fn.cast(idx >= prev, dtype=i32))  # 1: indices never step back
+    start = dmath.max(key, prev + 1)
+    length = idx - start + 1  # >= 0 where ordered
+    tri = types.Constant(np.triu(np.ones((m, m), np.int32)))  # cumulative sum as a product
+    position = fn.cast(fn.reductions.sum(fn.reshape(length, shape=[-1, 1]) * tri, axes=0), dtype=i32) - 1
+    # The fallback: one piece from the first frame's keyframe to the last frame, the rest empty.
+    lo, hi = fn.reductions.min(key), fn.reductions.max(idx)
+    first = types.Constant(np.eye(1, m, dtype=np.int32)[0])
+    other = 1 - ordered
+    start = ordered * start + other * (hi + 1 + (lo - hi - 1) * first)
+    end = ordered * idx + other * (hi + 0 * idx)
+    position = ordered * position + other * (idx - lo)
+    pieces = [video[0:IVF_HEADER]]
+    for j in range(m):
+        pieces.append(video[offsets[start[j]]:offsets[end[j] + 1]])
+    return fn.cat(*pieces), fn.cast(position, dtype=i32)
+
+
 def _reader_input(paths, index_paths, video_ext, sampling, train, decode, shard_id, num_shards, shuffle_buffer,
-                  use_mmap):
-    """DALI's own webdataset reader and video decoder: frame indices and crop drawn in the graph."""
+                  use_mmap, cut="clip"):
+    """DALI's own webdataset reader and video decoder: frame indices and crop drawn in the graph.
+
+    `cut` (IVF clips): "clip" decodes each clip from the keyframe at or before its first wanted
+    frame to its last; "frame" decodes each wanted frame from its own keyframe (`_frame_cuts`,
+    shard format 3); "none" decodes from frame 0 (a format 1 split). H.264 / HEVC elementary
+    streams (Annex-B) are cut per clip, after their parameter sets.
+    """
     raw = video_ext in annexb.EXTS  # H.264 / HEVC elementary streams: no timestamps to index
-    cut = video_ext == "ivf" or raw
-    ext = [video_ext, "label.i32", "nframes.i32", "pos.i32", *([KEYFRAMES] if cut else [])]
-    video, label, nframes, pos, *keyframes = fn.readers.webdataset(
+    if raw and cut == "frame":
+        cut = "clip"
+    tables = {"none": [], "clip": [KEYFRAMES], "frame": [KEYFRAMES, FRAMES]}[cut]
+    ext = [video_ext, "label.i32", "nframes.i32", "pos.i32", *tables]
+    video, label, nframes, pos, *tables = fn.readers.webdataset(
         paths=paths, index_paths=index_paths, ext=ext, dtypes=[types.UINT8] + [types.INT32] * (len(ext) - 1),
         missing_component_behavior="error", random_shuffle=train, initial_fill=shuffle_buffer, shard_id=shard_id,
         num_shards=num_shards, stick_to_shard=True, pad_last_batch=True, dont_use_mmap=not use_mmap, name="reader")
@@ -157,8 +200,10 @@ def _reader_input(paths, index_paths, video_ext, sampling, train, decode, shard_
     r = sampling.num_randoms(train)
     u = fn.random.uniform(range=[0.0, 1.0], shape=[r]) if r else None
     idx = fn.cast(indices(sampling, n, u, train, DaliOps), dtype=types.INT32)
-    if cut:
-        video, idx = _keyframe_cut(video, keyframes[0], idx, annexb.HEADER if raw else IVF_HEADER)
+    if cut == "clip":
+        video, idx = _keyframe_cut(video, tables[0], idx, annexb.HEADER if raw else IVF_HEADER)
+    elif cut == "frame":
+        video, idx = _frame_cuts(video, tables[0], tables[1], idx, sampling.clips(train) * sampling.frames_per_clip())
     frames = fn.decoders.video(video, device="mixed" if decode == "gpu" else "cpu", frames=idx, pad_mode="edge",
                                **({"build_index": False} if raw else {}))
     return frames, label, pos
@@ -205,11 +250,11 @@ def video_pipeline(transform: Transform, train: bool, reader: dict | None = None
 
 
 def reader_args(split_dir: Path, manifest, sampling: Sampling, device: str, num_shards: int, shuffle_buffer: int,
-                use_mmap: bool) -> dict:
+                use_mmap: bool, cut: str = "clip") -> dict:
     """`video_pipeline`'s `reader` for a split (all but `shard_id`)."""
     return dict(paths=[str(split_dir / s.tar) for s in manifest.shards],
                 index_paths=[str(split_dir / s.index) for s in manifest.shards],
-                video_ext=manifest.video_ext, sampling=sampling, decode=device, num_shards=num_shards,
+                video_ext=manifest.video_ext, sampling=sampling, decode=device, cut=cut, num_shards=num_shards,
                 shuffle_buffer=shuffle_buffer, use_mmap=use_mmap)
 
 
@@ -221,9 +266,38 @@ def serialized_graph(split_dir: Path, sampling: Sampling, transform: Transform, 
     split_dir = Path(split_dir)
     manifest = quick_check(split_dir)
     pipe = video_pipeline(transform=transform, train=train, batch_size=batch_size, num_threads=1, device_id=None,
-                          seed=0, reader=dict(reader_args(split_dir, manifest, sampling, decode, 1, 16, False),
-                                              shard_id=0))
+                          seed=0, reader=dict(reader_args(split_dir, manifest, sampling, decode, 1, 16, False,
+                                                          keyframe_cut(manifest, sampling)), shard_id=0))
     return pipe.serialize()
+
+
+CUTS = ("auto", "frame", "clip")
+# Where the reader source cuts each clip by default, per sampling mode (shard format 3). Frames
+# spread over the clip decode far less from a keyframe each; a dense clip is one run of frames,
+# where one cut decodes the same frames with fewer graph operators. Measured in
+# benchmarks/results/loader.md.
+DEFAULT_CUT = {"segments": "frame", "uniform": "frame", "dense": "clip"}
+
+
+def keyframe_cut(manifest, sampling: Sampling, cut: str = "auto") -> str:
+    """"frame", "clip" or "none" for the reader source on this split (see `_reader_input`).
+
+    "frame" needs the frame table of shard format 3; a format 2 split is cut per clip, a format 1
+    (WebM) split not at all. Asking for a cut the split cannot give is an error naming it.
+    """
+    if cut not in CUTS:
+        raise ValueError(f"cut must be one of {CUTS}, got {cut!r}")
+    if manifest.video_ext == "ivf":
+        can = ("frame", "clip") if manifest.format_version >= 3 else ("clip",)
+    else:  # H.264 / HEVC elementary streams are cut per clip; other containers not at all
+        can = ("clip",) if manifest.video_ext in annexb.EXTS else ()
+    if cut == "auto":
+        want = DEFAULT_CUT[sampling.mode]
+        return want if want in can else (can[-1] if can else "none")
+    if cut not in can:
+        raise ValueError(f"{manifest.set}/{manifest.split}: shard format {manifest.format_version} "
+                         f"({manifest.video_ext}) cannot be cut per {cut}; re-shard it with this version")
+    return cut
 
 
 class ReaderEpoch:
@@ -303,8 +377,10 @@ class DaliVideoLoader(Epochs):
     across ranks. Ranks read a contiguous shard of the split, `(rank + epoch) % world_size`, so
     samples move between ranks from epoch to epoch.
 
-    Sources: `reader` (default: DALI's webdataset reader and video decoder, GPU or CPU, each clip
-    decoded from the keyframe at or before its first sampled frame when the split has IVF clips) or
+    Sources: `reader` (default: DALI's webdataset reader and video decoder, GPU or CPU; on IVF
+    clips `cut` says what it decodes: "frame", each sampled frame from the keyframe at or before it,
+    or "clip", from the keyframe before the first sampled frame to the last; "auto" picks per
+    sampling mode, `DEFAULT_CUT`, and the CPU and GPU decoders get the same streams) or
     `seek` (PyAV with keyframe seeking in DALI's parallel external-source workers, then the same
     DALI augmentation graph; slower on the CPU in every sampling mode measured so far,
     benchmarks/README.md performance note 3, and kept as an option for long videos sampled sparsely).
@@ -330,7 +406,7 @@ class DaliVideoLoader(Epochs):
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
                  batch_size: int, decode: str = "auto", source: str = "reader", rank: int = 0, world_size: int = 1,
                  seed: int = 0, workers: int = 2, prefetch: int = 2, shuffle_buffer: int = 256,
-                 use_mmap: bool = False, lanes: int | None = None, pin_memory: bool = False):
+                 use_mmap: bool = False, lanes: int | None = None, pin_memory: bool = False, cut: str = "auto"):
         self.split_dir = split_dir = Path(split_dir)
         self.manifest = quick_check(split_dir)
         self.device = decode_device(self.manifest.codec, decode, encoding=self.manifest.encoding,
@@ -338,6 +414,7 @@ class DaliVideoLoader(Epochs):
         if source not in ("reader", "seek"):
             raise ValueError(f"source must be 'reader' or 'seek', got {source!r}")
         self.source = source
+        self.cut = keyframe_cut(self.manifest, sampling, cut)
         self.sampling, self.transform, self.train = sampling, transform, train
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
         self.workers, self.epoch = workers, 0
@@ -356,7 +433,7 @@ class DaliVideoLoader(Epochs):
             transform=transform, train=train, batch_size=batch_size,
             num_threads=threads_per_lane(self.device, workers, self.lanes), device_id=self.device_id)
         self._reader = reader_args(split_dir, self.manifest, sampling, self.device, world_size * self.lanes,
-                                   shuffle_buffer, use_mmap)
+                                   shuffle_buffer, use_mmap, self.cut)
         self._seek = None  # (iterator, pipeline, next epoch, next batch) of the persistent seek pipeline
         self._ahead = None  # (epoch, future (iterator, pipeline)) of the reader source's next epoch
         self._builder = None  # the thread building it
@@ -394,14 +471,16 @@ class DaliVideoLoader(Epochs):
         first = self._shard(epoch) * self.lanes
         return [len(shard_range(n, v, k)) for v in range(first, first + self.lanes)]
 
-    def _open(self, epoch: int) -> ReaderEpoch:
+    def _open(self, epoch: int, graph=None) -> ReaderEpoch:
+        """`epoch`'s lanes; `graph`: another pipeline function of `video_pipeline`'s arguments
+        (the benchmarks' decode-only stage), else `video_pipeline`."""
         pipes, counts, depths = [], [], []
         first = self._shard(epoch) * self.lanes
         for j, samples in enumerate(self._lane_counts(epoch)):
             if not samples:
                 continue
             depth = max(1, min(self._prefetch, math.ceil(samples / self.batch_size)))
-            pipe = video_pipeline(**self._pipe_kwargs, prefetch_queue_depth=depth,
+            pipe = (graph or video_pipeline)(**self._pipe_kwargs, prefetch_queue_depth=depth,
                                   reader=dict(self._reader, shard_id=first + j),
                                   seed=pipeline_seed(self.seed, epoch, self.rank, j))
             pipe.build()

@@ -25,7 +25,7 @@ import numpy as np
 
 from synapt_fast import __version__
 from synapt_fast.atomic import write_atomic
-from synapt_fast.format.ivf import KEYFRAMES
+from synapt_fast.format.ivf import FRAMES, KEYFRAMES
 from synapt_fast.format.manifest import MANIFEST, Manifest
 from synapt_fast.format.index import ShardInfo, file_sha256
 from .tarwriter import TarWriter
@@ -144,6 +144,8 @@ def _members(key: str, item: SourceItem, enc: Encoded, fps: float) -> list[tuple
         ("meta.json", json.dumps(meta, sort_keys=True, ensure_ascii=False).encode()),
         # Where each keyframe starts, so that the loader can decode from the one before its clip.
         *([(KEYFRAMES, enc.keyframes.tobytes())] if enc.keyframes is not None else []),
+        # Where every frame starts, so that it can also decode each sampled frame from its own keyframe.
+        *([(FRAMES, enc.frame_offsets.tobytes())] if enc.frame_offsets is not None else []),
     ]
 
 

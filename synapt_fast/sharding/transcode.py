@@ -39,6 +39,23 @@ CODECS: dict[str, tuple[str, str, str, str]] = {
 _DECODER_NAMES = {"vp9": "vp9", "libvpx-vp9": "vp9", "h264": "h264", "hevc": "hevc", "mjpeg": "mjpeg"}
 
 
+# The GOP `synapt-fast shard --sampling MODE` picks for the sampling the shards are made for. With
+# each sampled frame decoded from its own keyframe (shard format 3), TSN segments and uniform
+# sampling decode about half a GOP per sampled frame: GOP 8 decoded 1.5x fewer CPU ms per clip
+# than GOP 32 on 10 s camera-like clips (benchmarks/results/loader.md), at about 1.5x the bytes.
+# Dense clips are one run of frames, where the GOP matters far less.
+GOP_FOR_SAMPLING = {"segments": 8, "uniform": 8, "dense": 32}
+
+
+def gop_for(sampling: str | None) -> int:
+    """The GOP for shards meant for `sampling` (a sampling mode; None: the default, 32)."""
+    if sampling is None:
+        return 32
+    if sampling not in GOP_FOR_SAMPLING:
+        raise ValueError(f"sampling must be one of {sorted(GOP_FOR_SAMPLING)}, got {sampling!r}")
+    return GOP_FOR_SAMPLING[sampling]
+
+
 class BadClip(Exception):
     """The clip cannot be used; the message is the reason recorded in the manifest."""
 
@@ -55,12 +72,15 @@ class EncodeOptions:
     quality: int | None = None  # CRF for vp9/h264/hevc, qscale for mjpeg; None = codec default below
     speed: str = "fast"  # fast | good: encoder effort
     copy: bool = False  # pack already-conforming inputs without re-encoding
+    sampling: str | None = None  # the sampling mode the shards are meant for (chose the GOP; recorded)
 
     def __post_init__(self):
         if self.codec not in CODECS:
             raise ValueError(f"codec must be one of {sorted(CODECS)}, got {self.codec!r}")
         if self.speed not in ("fast", "good"):
             raise ValueError(f"speed must be 'fast' or 'good', got {self.speed!r}")
+        if self.sampling is not None:
+            gop_for(self.sampling)  # names the mode if unknown
         if self.fps <= 0 or self.gop < 1 or self.short_side < 0:
             raise ValueError("fps and gop must be positive and short_side >= 0")
 
@@ -80,17 +100,18 @@ class Encoded:
     height: int
     meta: dict
     keyframes: np.ndarray | None = None  # IVF and Annex-B: (frame index, byte offset) of each keyframe
+    frame_offsets: np.ndarray | None = None  # IVF only: byte offset of each frame, then the length
 
 
 def _encoded(data: bytes, ext: str, num_frames: int, width: int, height: int, meta: dict) -> Encoded:
-    keyframes = None
+    keyframes = offsets = None
     if ext == "ivf":
         try:
-            keyframes, stored = ivf.keyframe_table(data), len(ivf.frames(data)[1])
+            keyframes, offsets = ivf.keyframe_table(data), ivf.frame_offsets(data)
         except ValueError as e:
             raise BadClip(f"unusable IVF stream: {e}") from None
-        if stored != num_frames:  # the loader's frame indices count IVF frames
-            raise BadClip(f"IVF stream holds {stored} frames, {num_frames} decoded")
+        if len(offsets) - 1 != num_frames:  # the loader's frame indices count IVF frames
+            raise BadClip(f"IVF stream holds {len(offsets) - 1} frames, {num_frames} decoded")
     elif ext in annexb.EXTS:
         try:
             keyframes, stored = annexb.keyframe_table(data, ext), annexb.num_frames(data, ext)
@@ -101,7 +122,7 @@ def _encoded(data: bytes, ext: str, num_frames: int, width: int, height: int, me
         if meta.get("copied") and _reorders(data):
             raise BadClip(f"{ext} stream with B-frames (pictures out of display order): a stream without "
                           "timestamps would decode in the wrong order; shard without --copy to re-encode it")
-    return Encoded(data, ext, num_frames, width, height, meta, keyframes)
+    return Encoded(data, ext, num_frames, width, height, meta, keyframes, offsets)
 
 
 def _reorders(data: bytes) -> bool:

@@ -1,7 +1,7 @@
 """Write a synthetic source as plain video files, for users who want files rather than shards.
 
 Layout: `<out_dir>/<class>/<split>_<index>.<ext>` -- a folder per class, which
-`synapt_fast.sources.FolderSource` (and so `synapt-fast shard`) reads back -- plus
+`synapt_fast.sharding.sources.FolderSource` (and so `synapt-fast shard`) reads back -- plus
 `classes.txt` in label order. Clips are encoded with the shard writer's encoder (VP9 .ivf by
 default), rendered and encoded in worker processes.
 """

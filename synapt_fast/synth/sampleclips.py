@@ -3,6 +3,10 @@
 Used by the tests and the sharding benchmark as a reference input set: each class is a shape
 moving in its own direction over a textured background, so frames differ over time and between
 classes, and content survives a lossy round trip well enough to compare.
+
+`camera` makes clips that cost a decoder what camera footage costs (the loader benchmark): flat
+shapes compress to almost nothing and decode fast, real footage does not. See its docstring for
+what it imitates and what not.
 """
 
 from __future__ import annotations
@@ -66,6 +70,73 @@ def write_clip(path: Path, frames: np.ndarray, fps: float = 30.0) -> Path:
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def _field(rng: np.random.Generator, height: int, width: int, power: float) -> np.ndarray:
+    """float (H, W), zero mean, unit spread: noise with a 1 / f**power amplitude spectrum."""
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    amp = np.maximum(np.hypot(fy, fx), 1.0 / max(height, width)) ** -power
+    img = np.fft.irfft2(amp * np.exp(2j * np.pi * rng.random(amp.shape)), s=(height, width))
+    return (img - img.mean()) / (img.std() + 1e-9)
+
+
+def _scene(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """float32 (H, W, 3) in 0..255: a natural image's statistics, roughly. Brightness detail at
+    every scale (1/f amplitude spectrum), colour in smoother, weaker patches (as in footage, most
+    detail is in the luma), a random overall colour."""
+    luma = _field(rng, height, width, 1.0)
+    base = rng.uniform(70, 150, size=3)
+    out = np.empty((height, width, 3), np.float32)
+    for c in range(3):
+        out[..., c] = base[c] + 40 * luma + 14 * _field(rng, height, width, 1.6)
+    return np.clip(out, 0, 255)
+
+
+def camera(label: int, index: int, num_frames: int, width: int = 320, height: int = 240) -> np.ndarray:
+    """uint8 (T, H, W, 3): a hand-held camera panning over a textured scene, with moving objects.
+
+    What makes it decode like footage: a 1/f-spectrum texture (fine detail at every scale), a
+    slow pan with hand-held shake (whole-frame motion every frame, sub-pixel-free integer shifts),
+    two textured objects moving against it, a slow change of exposure, and fresh sensor noise in
+    every frame (sigma 3 grey levels: encoders spend bits on it, decoders then work on every
+    block). What it lacks: lens blur, cuts, motion blur and compression history of a downloaded
+    video. Deterministic in (label, index).
+    """
+    rng = np.random.default_rng([7, label, index])
+    pad = 48
+    scene = _scene(rng, height + 2 * pad, width + 2 * pad)
+    objects = [(_scene(rng, height // 3, width // 4), rng.uniform(-2.5, 2.5, size=2), rng.uniform(0.2, 0.8, size=2))
+               for _ in range(2)]
+    vel = rng.uniform(-1.0, 1.0, size=2) + 0.5 * np.array([np.cos(label), np.sin(label)])
+    out = np.empty((num_frames, height, width, 3), np.uint8)
+    pos = np.zeros(2)
+    for t in range(num_frames):
+        pos += vel + rng.normal(0, 0.8, size=2)  # pan plus shake
+        pos = np.clip(pos, -pad, pad)
+        dy, dx = int(round(pos[0])) + pad, int(round(pos[1])) + pad
+        f = scene[dy:dy + height, dx:dx + width].copy()
+        for tex, v, start in objects:
+            oh, ow = tex.shape[:2]
+            y = int((start[0] * (height - oh) + v[0] * t) % (height - oh))
+            x = int((start[1] * (width - ow) + v[1] * t) % (width - ow))
+            f[y:y + oh, x:x + ow] = tex
+        f *= 1.0 + 0.1 * np.sin(2 * np.pi * t / max(num_frames, 60))  # exposure drift
+        f += rng.normal(0, 3.0, size=f.shape).astype(np.float32)
+        out[t] = np.clip(f, 0, 255).astype(np.uint8)
+    return out
+
+
+def make_camera_folder(root: Path, num_classes: int, per_class: int, seconds: float, fps: float = 30.0,
+                       width: int = 320, height: int = 240) -> Path:
+    """`root/<class>/<clip>.mp4` of `camera` clips, written as a download would be: H.264 (x264
+    `veryfast`, CRF 20) with x264's default long GOP (keyframes up to 250 frames apart) and B-frames."""
+    root = Path(root)
+    n = max(1, int(round(seconds * fps)))
+    for label in range(num_classes):
+        for i in range(per_class):
+            write_clip(root / f"class_{label:02d}" / f"clip_{i:03d}.mp4", camera(label, i, n, width, height), fps)
+    return root
 
 
 def make_folder(root: Path, num_classes: int = 3, per_class: int = 2, seconds: float = 1.0,

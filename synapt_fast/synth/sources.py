@@ -1,4 +1,4 @@
-"""Sources of synthetic clips for the shard writer (see `synapt_fast.sources`).
+"""Sources of synthetic clips for the shard writer (see `synapt_fast.sharding.sources`).
 
 `SynthSource` is the pre-training set: the first `num_classes` classes of the motion grammar,
 scenes independent of the label. `DownstreamSource` is a transfer task whose classes the

@@ -165,6 +165,77 @@ def test_format_1_webm_splits_still_load_and_give_the_same_clips(splits, tmp_pat
             assert torch.equal(a.pos, b.pos) and torch.equal(a.video, b.video)
 
 
+def _as_version_2(split: Path, out: Path) -> Path:
+    """A copy of `split` whose manifest says shard format 2 (the frame tables are then not read)."""
+    shutil.copytree(split, out)
+    d = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps(dict(d, format_version=2)))
+    return out
+
+
+# Spread frames, runs of two, uniform, and short clips (repeated last frames; training segment
+# offsets on a 3-frame clip can step back).
+@pytest.mark.parametrize("split,sampling", [
+    ("main", Sampling("segments", 8)), ("main", Sampling("segments", 3, frames_per_segment=2)),
+    ("good", Sampling("uniform", 5)), ("short", Sampling("segments", 8)), ("main", Sampling("dense", 4, interval=3))])
+def test_per_frame_cuts_give_the_clips_of_one_cut_per_clip_and_resume_exactly(splits, split, sampling, tmp_path):
+    """Decoding each sampled frame from its own keyframe (default for segments and uniform on format
+    3) gives exactly the frames, crops and order of one cut per clip, and of a format 2 split."""
+    t = Transform(size=48, layout="NTCHW")
+    v2 = _as_version_2(splits[split], tmp_path / "v2" / "train")
+
+    def run(path, cut, start=0):
+        loader = make_loader(path, sampling, t, train=True, batch_size=3, seed=5, workers=1, source="reader",
+                             cut=cut)
+        return loader.cut, [(b.pos.tolist(), b.video) for b in loader.iterate(1, start_batch=start)]
+
+    cut, frame = run(splits[split], "frame")
+    assert cut == "frame"
+    for other in (run(splits[split], "clip"), run(v2, "auto"), run(splits[split], "frame", start=2)):
+        assert other[0] == "clip" or other[0] == "frame"
+        skip = len(frame) - len(other[1])
+        assert [p for p, _ in other[1]] == [p for p, _ in frame[skip:]]
+        assert all(torch.equal(a, b) for (_, a), (_, b) in zip(other[1], frame[skip:]))
+    expected = "clip" if sampling.mode == "dense" else "frame"
+    assert make_loader(splits[split], sampling, t, train=True, batch_size=3).cut == expected
+    with pytest.raises(ValueError, match="shard format 2 .* cannot be cut per frame"):
+        make_loader(v2, sampling, t, train=True, batch_size=3, cut="frame")
+
+
+def test_the_graph_cuts_by_the_rule_of_ivf_frame_pieces(splits):
+    """The joined stream DALI's decoder gets is the one `ivf.frame_pieces` describes (which
+    test_ivf decodes against full decodes): about half a GOP per spread-out sampled frame."""
+    import nvidia.dali.fn as fn
+    import nvidia.dali.types as types
+    from nvidia.dali import pipeline_def
+
+    from synapt_fast.format.ivf import FRAMES, KEYFRAMES, frame_offsets, frame_pieces, join, keyframe_table
+    from synapt_fast.loader.dali_loader import _frame_cuts
+
+    split = splits["main"]
+    m = Manifest.load(split)
+    wanted = [[3, 9, 14, 20, 27, 31, 36, 39], [0, 0, 0, 1, 2, 39, 39, 39], [20, 21, 5, 6, 30, 30, 31, 8]]
+    feed = [np.array(w, np.int32) for w in wanted]
+
+    @pipeline_def(batch_size=3, num_threads=1, device_id=None, seed=0)
+    def pipe():
+        video, kf, fr = fn.readers.webdataset(
+            paths=[str(split / s.tar) for s in m.shards], index_paths=[str(split / s.index) for s in m.shards],
+            ext=["ivf", KEYFRAMES, FRAMES], dtypes=[types.UINT8, types.INT32, types.INT32])
+        idx = fn.external_source(source=lambda: feed, batch=True, dtype=types.INT32)
+        joined, positions = _frame_cuts(video, kf, fr, idx, 8)
+        return video, joined, positions
+
+    p = pipe()
+    p.build()
+    videos, joined, positions = (o.as_array() if o.is_dense_tensor() else o for o in p.run())
+    for j, w in enumerate(wanted):
+        data = np.asarray(videos[j]).tobytes()
+        pieces, pos = frame_pieces(keyframe_table(data)[:, 0], w)
+        assert np.asarray(joined[j]).tobytes() == join(data, frame_offsets(data), pieces), w
+        assert np.asarray(positions[j]).tolist() == pos, w
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("crop", ["multiscale", "random_resized", "jitter"])
 def test_the_same_augmentation_applies_to_every_frame(splits, backend, crop):

@@ -120,6 +120,25 @@ def test_parts_write_disjoint_shards_and_merge(clip_folder, tmp_path):
     run_cli("verify", str(out))
 
 
+def test_sampling_picks_the_gop_and_the_manifest_records_both(clip_folder, tmp_path):
+    """`shard --sampling segments` makes GOP 8 shards (sparse sampling decodes about half a GOP per
+    sampled frame); an explicit --gop wins; an unknown mode is refused by name."""
+    for args, gop, sampling in ((["--sampling", "segments"], 8, "segments"), (["--sampling", "dense"], 32, "dense"),
+                                (["--sampling", "uniform", "--gop", "4"], 4, "uniform"), ([], 32, None)):
+        out = tmp_path / f"g{gop}{sampling}"
+        run_cli("shard", str(clip_folder), "--set", "g", "--out", str(out), *args)
+        m = Manifest.load(out / "g" / "train")
+        assert (m.encoding["gop"], m.encoding["sampling"], m.format_version) == (gop, sampling, 3), args
+        for sample in wds.WebDataset([str(out / "g" / "train" / m.shards[0].tar)], shardshuffle=False):
+            keys = np.frombuffer(sample["keyframes.i32"], "<i4").reshape(-1, 2)[:, 0]
+            n = int(np.frombuffer(sample["nframes.i32"], "<i4")[0])
+            assert keys.tolist() == list(range(0, n, gop)), (args, keys)
+    proc = run_cli("shard", str(clip_folder), "--set", "g", "--out", str(tmp_path / "bad"), "--sampling", "tsn",
+                   check=False)
+    assert proc.returncode != 0 and "sampling must be one of ['dense', 'segments', 'uniform'], got 'tsn'" in \
+        proc.stdout + proc.stderr
+
+
 def test_list_file_sources(clip_folder, tmp_path):
     classes = tmp_path / "classes.txt"
     classes.write_text("class_00\nclass_01\nclass_02\n")

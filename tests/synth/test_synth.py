@@ -241,7 +241,7 @@ def test_png_writer_round_trips_and_contact_sheet_tiles():
 
 
 def test_files_output_decodes(tmp_path):
-    pytest.importorskip("synapt_fast.transcode")
+    pytest.importorskip("synapt_fast.sharding.transcode")
     import av
 
     from synapt_fast.synth.files import write_files
