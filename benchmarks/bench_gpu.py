@@ -106,7 +106,7 @@ def nvdec_rate(split: Path, batch: int, repeats: int) -> list[float]:
     from nvidia.dali import pipeline_def
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-    from synapt_fast.loader.dali_loader import DaliOps
+    from synapt_fast.loader.dali_graph import DaliOps
     from synapt_fast.loader.sampling import Sampling, indices
     from synapt_fast.format.manifest import Manifest
 

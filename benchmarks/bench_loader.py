@@ -68,8 +68,8 @@ def make_splits(root: Path, seconds: float, classes: int, per_class: int, copies
     folder = make_camera_folder(root / "src", classes, per_class, seconds)
     encodings = {"vp9": EncodeOptions(),  # the shard defaults
                  "vp9gop8": EncodeOptions(gop=gop_for("segments"), sampling="segments"),
-                 "mp4long": EncodeOptions(codec="h264", short_side=0, gop=250, copy=True),
-                 "mp4gop32": EncodeOptions(codec="h264", short_side=128, gop=32)}
+                 "mp4long": EncodeOptions(codec="h264", short_side=0, gop=250, copy=True, mp4=True),
+                 "mp4gop32": EncodeOptions(codec="h264", short_side=128, gop=32, mp4=True)}
     out = {}
     for name, enc in encodings.items():
         once = root / "once" / name / "train"

@@ -102,7 +102,9 @@ def _short_side(clip: torch.Tensor, short: int) -> torch.Tensor:
 
 def _crop(clip: torch.Tensor, size: int, x: float, y: float) -> torch.Tensor:
     h, w = clip.shape[-2:]
-    y0, x0 = int(round((h - size) * y)), int(round((w - size) * x))
+    # Half up, as DALI's crop anchor rounds (Python's round() goes half to even: one pixel off
+    # whenever the free space is odd).
+    y0, x0 = int(math.floor((h - size) * y + 0.5)), int(math.floor((w - size) * x + 0.5))
     return clip[..., y0:y0 + size, x0:x0 + size]
 
 

@@ -87,7 +87,7 @@ def _decode_graph():
     import nvidia.dali.fn  # noqa: F401  (DALI's operators register on import)
     from nvidia.dali import pipeline_def
 
-    from .dali_loader import _reader_input
+    from .dali_graph import _reader_input
 
     @pipeline_def(enable_conditionals=False)
     def decode_pipeline(transform, train: bool, reader: dict | None = None, seek_source=None):
@@ -203,7 +203,7 @@ def diagnose(split_dir: Path, recipe_path: Path, overrides: list[str] = (), repe
     from synapt_fast.loader import Transform, make_loader
     from synapt_fast.engine.recipe import load_recipe
     from synapt_fast.engine.build import build_sampling
-    from .dali_loader import keyframe_cut
+    from .dali_graph import keyframe_cut
 
     r = load_recipe(recipe_path, list(overrides))
     d = r.data

@@ -73,6 +73,9 @@ class EncodeOptions:
     speed: str = "fast"  # fast | good: encoder effort
     copy: bool = False  # pack already-conforming inputs without re-encoding
     sampling: str | None = None  # the sampling mode the shards are meant for (chose the GOP; recorded)
+    # h264 / hevc: keep the MP4 container (the loader then decodes each clip from frame 0): for
+    # tools and peer loaders that read MP4, as users' own downloads are
+    mp4: bool = False
 
     def __post_init__(self):
         if self.codec not in CODECS:
@@ -83,10 +86,17 @@ class EncodeOptions:
             gop_for(self.sampling)  # names the mode if unknown
         if self.fps <= 0 or self.gop < 1 or self.short_side < 0:
             raise ValueError("fps and gop must be positive and short_side >= 0")
+        if self.mp4 and self.codec not in ("h264", "hevc"):
+            raise ValueError(f"mp4 applies to h264 and hevc only, not {self.codec!r}")
+
+    def spec(self) -> tuple[str, str, str, str]:
+        """(encoder, container format, member extension, pixel format) these options write."""
+        encoder, fmt, ext, pix = CODECS[self.codec]
+        return (encoder, "mp4", "mp4", pix) if self.mp4 else (encoder, fmt, ext, pix)
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        encoder, fmt, ext, pix = CODECS[self.codec]
+        encoder, fmt, ext, pix = self.spec()
         d.update(encoder=encoder, container=fmt, ext=ext, pix_fmt=pix)
         return d
 
@@ -212,7 +222,7 @@ def resample(timed: Iterator[tuple[float, object]], fps: float, end_gap: float,
 
 class _Encoder:
     def __init__(self, opts: EncodeOptions, width: int, height: int):
-        encoder, fmt, self.ext, pix = CODECS[opts.codec]
+        encoder, fmt, self.ext, pix = opts.spec()
         self.buf = io.BytesIO()
         # bitexact: no random segment UIDs or timestamps, so identical inputs give identical bytes.
         self.out = av.open(self.buf, mode="w", format=fmt, options={"fflags": "+bitexact"})
@@ -287,7 +297,7 @@ def _conforming(stream, opts: EncodeOptions) -> bool:
     --copy); the container may still differ (see `remux`)."""
     ctx = stream.codec_context
     codec = _DECODER_NAMES.get(ctx.name)
-    encoder, fmt, ext, pix = CODECS[opts.codec]
+    encoder, fmt, ext, pix = opts.spec()
     rate = float(stream.average_rate or stream.guessed_rate or 0)  # IVF declares no average rate
     w, h = ctx.width, ctx.height
     return (
@@ -334,7 +344,7 @@ def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
         meta = {"source_codec": stream.codec_context.name, "source_fps": src_rate,
                 "source_size": [src_w, src_h], "source_seconds": declared}
         copy = opts.copy and _conforming(stream, opts)
-        fmt = CODECS[opts.codec][1]
+        fmt = opts.spec()[1]
         # Bytes as they are only from the target container holding nothing but the video.
         as_is = fmt in container.format.name.split(",") and len(container.streams) == 1
         frames = _frame_times(container, stream)
@@ -350,7 +360,7 @@ def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
                 data = path.read_bytes() if as_is else remux(path.read_bytes(), fmt)
             except av.FFmpegError as e:
                 raise BadClip(f"cannot repack: {e}") from None
-            return _encoded(data, CODECS[opts.codec][2], count, src_w, src_h, dict(meta, copied=True))
+            return _encoded(data, opts.spec()[2], count, src_w, src_h, dict(meta, copied=True))
         width, height = target_size(src_w or 2, src_h or 2, opts.short_side)
         enc = _Encoder(opts, width, height)
         last = [0.0]

@@ -210,7 +210,7 @@ def test_the_graph_cuts_by_the_rule_of_ivf_frame_pieces(splits):
     from nvidia.dali import pipeline_def
 
     from synapt_fast.format.ivf import FRAMES, KEYFRAMES, frame_offsets, frame_pieces, join, keyframe_table
-    from synapt_fast.loader.dali_loader import _frame_cuts
+    from synapt_fast.loader.dali_graph import _frame_cuts
 
     split = splits["main"]
     m = Manifest.load(split)
