@@ -157,8 +157,8 @@ class DaliVideoLoader(Epochs):
     or "clip", from the keyframe before the first sampled frame to the last; "auto" picks per
     sampling mode, `DEFAULT_CUT`, and the CPU and GPU decoders get the same streams) or
     `seek` (PyAV with keyframe seeking in DALI's parallel external-source workers, then the same
-    DALI augmentation graph; slower on the CPU in every sampling mode measured so far,
-    benchmarks/README.md performance note 3, and kept as an option for long videos sampled sparsely).
+    DALI augmentation graph; slower on the CPU than the reader's cuts on 3 s and 10 s clips,
+    benchmarks/README.md performance notes 3 and 17, and kept as an option).
 
     Epoch `e` is a pure function of (seed, e, rank), which makes a mid-epoch resume exact:
     `iterate(epoch, start_batch)`. With the `reader` source the pipeline is rebuilt per epoch with

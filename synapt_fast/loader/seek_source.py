@@ -5,9 +5,9 @@ given to the last frame asked for. The reader source gives it each clip cut at t
 its first wanted frame (`ivf`), which leaves sampling spread over a long video (TSN segments) to
 decode nearly whole. This source decodes with PyAV instead, seeking to the keyframe before each
 wanted frame and re-seeking across gaps (`reference.decode_frames`), in worker processes, and
-hands the frames to the same DALI crop / resize / flip / normalise graph. On 3 s clips it did
-not beat DALI's own decoder in any mode (benchmarks/README.md); it is the `source="seek"` option
-for long videos sampled sparsely.
+hands the frames to the same DALI crop / resize / flip / normalise graph. It did not beat DALI's
+own decoder in any mode on 3 s clips, nor the reader's per-frame cuts on 10 s clips (35.0 against
+30.0 CPU ms a clip for segments 8; benchmarks/README.md, note 17); it is the `source="seek"` option.
 
 Every random choice (frame offsets, crop box, flip) is drawn here from a generator keyed by
 (seed, epoch, sample position), so an epoch is reproducible however the pipeline was started:

@@ -41,9 +41,9 @@ _DECODER_NAMES = {"vp9": "vp9", "libvpx-vp9": "vp9", "h264": "h264", "hevc": "he
 
 # The GOP `synapt-fast shard --sampling MODE` picks for the sampling the shards are made for. With
 # each sampled frame decoded from its own keyframe (shard format 3), TSN segments and uniform
-# sampling decode about half a GOP per sampled frame: GOP 8 decoded 1.5x fewer CPU ms per clip
-# than GOP 32 on 10 s camera-like clips (benchmarks/results/loader.md), at about 1.5x the bytes.
-# Dense clips are one run of frames, where the GOP matters far less.
+# sampling decode about half a GOP per sampled frame: on 10 s camera-like clips GOP 8 took 2.7x
+# less CPU a clip than GOP 32 for segments 8 and 1.5x less for uniform 8, for 1.3-1.7x the bytes
+# (benchmarks/README.md, note 17). Dense clips are one run of frames: GOP 8 saved 0-17 % there.
 GOP_FOR_SAMPLING = {"segments": 8, "uniform": 8, "dense": 32}
 
 

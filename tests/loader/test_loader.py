@@ -202,6 +202,24 @@ def test_per_frame_cuts_give_the_clips_of_one_cut_per_clip_and_resume_exactly(sp
         make_loader(v2, sampling, t, train=True, batch_size=3, cut="frame")
 
 
+@pytest.mark.gpu
+def test_the_gpu_decoder_gets_the_per_frame_streams_too(splits):
+    """The mixed (GPU) decoder is fed by the same graph: per-frame cuts there give the clips of one cut
+    per clip on the GPU, and the CPU decoder's clips up to YUV-to-RGB rounding."""
+    from synapt_fast.format.codecs import cuda_device_count
+
+    if cuda_device_count() == 0:
+        pytest.skip("needs a CUDA GPU")
+    t = Transform(size=64, resize_ratio=1.0, layout="NTCHW", **RAW)
+    for sampling in (Sampling("segments", 8), Sampling("uniform", 5)):
+        runs = {(d, c): list(make_loader(splits["main"], sampling, t, train=False, batch_size=4, workers=1,
+                                         decode=d, cut=c)) for d in ("gpu", "cpu") for c in ("frame", "clip")}
+        for a, b, c in zip(runs["gpu", "frame"], runs["gpu", "clip"], runs["cpu", "frame"]):
+            assert a.pos.tolist() == b.pos.tolist() == c.pos.tolist()
+            assert torch.equal(a.video.cpu(), b.video.cpu())
+            assert (a.video.cpu().float() - c.video.float()).abs().mean() < 3
+
+
 def test_the_graph_cuts_by_the_rule_of_ivf_frame_pieces(splits):
     """The joined stream DALI's decoder gets is the one `ivf.frame_pieces` describes (which
     test_ivf decodes against full decodes): about half a GOP per spread-out sampled frame."""
