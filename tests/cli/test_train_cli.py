@@ -41,6 +41,21 @@ def test_nproc_2_gives_torchruns_result(tiny_sets, reference_run, tmp_path):
     same_run(reference_run, tmp_path / "runs" / "ref")
 
 
+def test_under_torchrun_each_process_is_one_rank(tiny_sets, reference_run, tmp_path):
+    recipe = str(recipe_file(tmp_path, tiny_sets, "ref"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             "-m", "synapt_fast.cli", "train", recipe], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    code, out = finish(proc)
+    assert code == 0, out
+    same_run(reference_run, tmp_path / "runs" / "ref")
+    # A worker of a launcher (torchrun sets LOCAL_RANK) does not launch again.
+    proc = subprocess.run([sys.executable, "-m", "synapt_fast.cli", "train", recipe, "--nproc", "2"],
+                          capture_output=True, text=True, env=dict(env, LOCAL_RANK="0"))
+    assert proc.returncode == 2 and "already running under torchrun" in proc.stderr
+
+
 def test_two_nodes_on_localhost_give_the_one_node_result(tiny_sets, reference_run, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
