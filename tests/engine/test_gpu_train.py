@@ -16,7 +16,7 @@ import torch
 from synapt_fast.engine import checkpoint as ckpt
 from synapt_fast.format.codecs import cuda_device_count
 
-from .test_train import _wait_for_step, finish, recipe_file, tiny_sets, torchrun, weights  # noqa: F401
+from .test_train import _wait_for_step, finish, recipe_file, torchrun, weights
 
 HAS_GPU = torch.cuda.is_available() and cuda_device_count() > 0
 pytestmark = [pytest.mark.gpu, pytest.mark.slow,
@@ -39,6 +39,19 @@ def sets_224(tmp_path_factory) -> Path:
                       size=256, fps=30.0, seed=0, name="g")
     build.write(jobs, root, workers=os.cpu_count() or 1)
     return root / "g"
+
+
+@pytest.fixture(scope="module")
+def nvdec_sets(tmp_path_factory) -> Path:
+    """test_train's `tiny_sets` at 128x128, NVDEC's smallest VP9 picture (3 classes x 7 clips)."""
+    from synapt_fast.synth import build
+
+    root = tmp_path_factory.mktemp("nvdec_shards")
+    jobs = build.plan(classes=3, clips_per_class=7, val_clips_per_class=3, downstream_classes=0,
+                      downstream_clips_per_class=0, downstream_val_clips_per_class=0, biases=[], frames=8,
+                      size=128, fps=30.0, seed=0, name="tp")
+    build.write(jobs, root, workers=os.cpu_count() or 1)
+    return root
 
 
 @pytest.mark.parametrize("model", list(FULL_SIZE))
@@ -67,20 +80,20 @@ def test_bf16_steps_of_each_full_size_model_fed_by_the_gpu_loader(model, sets_22
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs for a 2-process NCCL run")
-def test_two_process_nccl_run_on_gpu_decoded_clips(tiny_sets, tmp_path):
-    recipe = recipe_file(tmp_path, tiny_sets, "nccl", data__decode="gpu", precision="bf16")
+def test_two_process_nccl_run_on_gpu_decoded_clips(nvdec_sets, tmp_path):
+    recipe = recipe_file(tmp_path, nvdec_sets, "nccl", data__decode="gpu", precision="bf16")
     code, out = finish(torchrun(recipe), timeout=600)
     assert code == 0, out
     result = json.loads((tmp_path / "runs" / "nccl" / "result.json").read_text())
     assert result["device"] == "cuda" and result["world_size"] == 2 and result["rank_weight_spread"] == 0.0
 
 
-def test_sigterm_and_resume_on_a_gpu_equal_an_uninterrupted_run(tiny_sets, tmp_path):
+def test_sigterm_and_resume_on_a_gpu_equal_an_uninterrupted_run(nvdec_sets, tmp_path):
     env = dict(os.environ, CUBLAS_WORKSPACE_CONFIG=":4096:8")  # deterministic cuBLAS, as deterministic=true needs
     common = dict(data__decode="gpu", deterministic="true", optim__epochs=3)
 
     def run(name: str, *args: str) -> subprocess.Popen:
-        recipe = recipe_file(tmp_path, tiny_sets, name, **common)
+        recipe = recipe_file(tmp_path, nvdec_sets, name, **common)
         return subprocess.Popen([sys.executable, "-m", "synapt_fast.train", "--recipe", str(recipe), *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
