@@ -95,3 +95,18 @@ def test_ucf101_official_list_over_a_tree_of_rawframes(tmp_path):
     items = list(UCF101(root, lists, "train").items())
     assert [(it.problem, it.path.name) for it in items] == [(None, "v_ApplyEyeMakeup_g08_c01"),
                                                             (None, "v_ApplyLipstick_g01_c01.avi")]
+
+
+def test_kinetics150_lines_find_a_frame_folder_where_no_video_is(tmp_path):
+    from synapt_fast.sharding.datasets import Kinetics150
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "kinetics_labels.txt").write_text("peeling apples\nhurling (sport)\n")
+    (lists / "kinetics150_val.txt").write_text("peeling apples/abc_000001_000011\nhurling (sport)/def_000002_000012\n")
+    root = tmp_path / "k"
+    frame_folder(root / "peeling_apples" / "abc_000001_000011", 3, name="{:05d}.jpg")
+    video(root / "hurling (sport)" / "def_000002_000012.mp4")
+    items = list(Kinetics150(root, "val", lists).items())
+    assert [(it.problem, it.path.relative_to(root).as_posix()) for it in items] == [
+        (None, "peeling_apples/abc_000001_000011"), (None, "hurling (sport)/def_000002_000012.mp4")]
