@@ -84,3 +84,12 @@ def test_byte_identical_duplicates_are_packed_once(tmp_path):
     assert m["num_samples"] == 2 and sorted(packed(tmp_path / "out" / "train")) == ["a/v_001.mp4", "b/v_002.mp4"]
     assert skipped(m) == {"a/v_001_copy.mp4": "duplicate: the same bytes as a/v_001.mp4",
                           "b/v_001.mp4": "duplicate: the same bytes as a/v_001.mp4"}
+
+
+def test_copy_re_encodes_a_sideways_clip_rather_than_pack_it_sideways(tmp_path):
+    root = tmp_path / "videos"
+    (root / "phone").mkdir(parents=True)
+    _sideways_clip(root / "phone" / "IMG_0002.mp4")  # H.264 yuv420p 30 fps: conforming for --codec h264 --copy
+    shard(FolderSource(root), tmp_path / "out" / "train", codec="h264", copy=True, short_side=0)
+    meta, frames = packed(tmp_path / "out" / "train")["phone/IMG_0002.mp4"]
+    assert meta["copied"] is False and frames.shape[1:3] == (96, 48)
