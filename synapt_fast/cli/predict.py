@@ -38,22 +38,16 @@ def predict(
     """
     from synapt_fast.engine.checkpoint import CheckpointError
     from synapt_fast.engine.distributed import setup_distributed
-    from synapt_fast.engine.evaluate_checkpoint import load_trained, unflatten, view_overrides
+    from synapt_fast.engine.evaluate_checkpoint import load_trained, view_overrides
     from synapt_fast.engine.predict import predict_files, predict_split
-    from synapt_fast.engine.recipe import RecipeError, from_dict
+    from synapt_fast.engine.recipe import RecipeError
     from synapt_fast.format.verify import ShardError
 
     if not videos and split is None:
         raise fail("give video files, --split DIR, or both")
     skipped = []
     try:
-        from synapt_fast.engine import checkpoint as ckpt
-
-        state = ckpt.load(checkpoint, mmap=True) if checkpoint.is_file() else {}
-        recipe = None
-        if "recipe" in state:
-            recipe = from_dict(unflatten(state["recipe"]), [*override, *view_overrides(clips, crops and int(crops.value))])
-        trained = load_trained(checkpoint, recipe)
+        trained = load_trained(checkpoint, overrides=[*override, *view_overrides(clips, crops and int(crops.value))])
         preds = list(predict_files(trained, videos or [], topk=topk, fps=fps, short_side=short_side,
                                    on_error=lambda p, msg: skipped.append(msg)))
         if split is not None:

@@ -47,8 +47,9 @@ class Trained:
     path: Path
 
 
-def load_trained(path: str | Path, recipe: Recipe | None = None) -> Trained:
-    """The model a checkpoint holds; `recipe` (default: the checkpoint's own) gives the shapes."""
+def load_trained(path: str | Path, recipe: Recipe | None = None, overrides: list[str] = ()) -> Trained:
+    """The model a checkpoint holds; `recipe` (default: the checkpoint's own, with `overrides`)
+    gives the shapes and views."""
     from synapt_fast.loader import Sampling
     from synapt_fast.models import create_model, prepare_transfer
 
@@ -60,7 +61,7 @@ def load_trained(path: str | Path, recipe: Recipe | None = None) -> Trained:
     if missing:
         raise ckpt.CheckpointError(f"{path}: not a synapt-fast training checkpoint (no {', '.join(missing)})")
     if recipe is None:
-        recipe = from_dict(unflatten(state["recipe"]))
+        recipe = from_dict(unflatten(state["recipe"]), list(overrides))
     elif recipe.model.name != state["recipe"].get("model.name"):
         raise RecipeError(f"model.name: the recipe says {recipe.model.name!r}, {path} holds "
                           f"{state['recipe'].get('model.name')!r}")

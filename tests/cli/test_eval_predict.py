@@ -18,23 +18,26 @@ pytestmark = pytest.mark.slow
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_eval_at_the_recipes_views_gives_the_trainers_last_validation(reference_run, tmp_path):
-    out = tmp_path / "eval"
-    run_cli("eval", str(reference_run / "recipe.toml"), "--checkpoint", str(reference_run / "checkpoint.pth.tar"),
-            "--out", str(out))
-    got = json.loads((out / "eval.json").read_text())
-    last = records(reference_run, "eval")[-1]
+def _eval(run: Path, checkpoint: str, out: Path) -> dict:
+    run_cli("eval", str(run / "recipe.toml"), "--checkpoint", str(run / checkpoint), "--out", str(out))
+    return json.loads((out / "eval.json").read_text())
+
+
+def test_eval_at_the_recipes_views_gives_the_trainers_validation(reference_run, tmp_path):
+    last = _eval(reference_run, "checkpoint.pth.tar", tmp_path / "last")
+    evals = records(reference_run, "eval")
     for key in ("top1", "top5", "clip_top1", "clip_top5", "videos", "views"):
-        assert got[key] == pytest.approx(last[key], abs=1e-9), key
+        assert last[key] == pytest.approx(evals[-1][key], abs=1e-9), key
+    assert last["clips_per_s"] > 0 and last["world_size"] == 1
+    # model_best.pth.tar against the best epoch's validation, which confusion.json holds.
+    best = _eval(reference_run, "model_best.pth.tar", tmp_path / "best")
     trained = json.loads((reference_run / "confusion.json").read_text())
-    confusion = json.loads((out / "confusion.json").read_text())
+    at_best = next(e for e in evals if e["epoch"] == trained["epoch"])
+    assert best["top1"] == pytest.approx(at_best["top1"], abs=1e-9)
+    confusion = json.loads((tmp_path / "best" / "confusion.json").read_text())
     assert confusion == {"class_names": trained["class_names"], "matrix": trained["matrix"]}
-    per_class = got["per_class_top1"]
-    assert list(per_class) == trained["class_names"]
-    for i, name in enumerate(trained["class_names"]):
-        assert per_class[name] == trained["matrix"][i][i] / sum(trained["matrix"][i])
-    assert got["clips_per_s"] > 0 and got["world_size"] == 1
-    assert (out / "confusion.png").read_bytes().startswith(PNG)
+    assert best["per_class_top1"] == trained["per_class_top1"]
+    assert (tmp_path / "best" / "confusion.png").read_bytes().startswith(PNG)
 
 
 def test_test_time_views_are_separate_from_the_training_ones(reference_run):
@@ -101,6 +104,8 @@ def test_predict_skips_an_unreadable_file_and_scores_the_rest(reference_run, tmp
     proc = run_cli("predict", str(reference_run / "model_best.pth.tar"), str(bad), str(good), check=False)
     assert proc.returncode == 1 and "broken.mp4" in proc.stderr
     assert [r["source"] for r in _lines(proc.stdout)] == [str(good)]
+    proc = run_cli("predict", str(reference_run / "model_best.pth.tar"), str(good), "--set", "data.nope=1", check=False)
+    assert proc.returncode == 2 and "data.nope: unknown key" in proc.stderr
 
 
 def test_plot_draws_the_curves_of_several_runs(reference_run, tmp_path):
