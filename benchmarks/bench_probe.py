@@ -136,7 +136,7 @@ def markdown(record: dict) -> str:
              f"downstream task for {record['epochs']} epochs per cell, batch 8, {record['cells']} cells "
              f"(lr x weight decay: the paper's downstream grid at one batch size, learning rates x100 for a tiny model), cells alternating between the "
              f"two modes. Sweep seconds are the median over {record['repeats']} repeat(s), each with an empty cache.",
-             "", f"| | online | cached | online / cached |", "| --- | ---: | ---: | ---: |",
+             "", "| | online | cached | online / cached |", "| --- | ---: | ---: | ---: |",
              f"| sweep seconds | {record['sweep_seconds']['online']:.1f} | {record['sweep_seconds']['cached']:.1f} | "
              f"{record['speedup']:.2f}x |", "", "| cell | lr | wd | online s | cached s | online top-1 | cached top-1 |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

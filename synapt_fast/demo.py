@@ -24,6 +24,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from synapt_fast.resources import recipes_dir
+
 
 @dataclass(frozen=True)
 class DemoSize:
@@ -59,7 +61,7 @@ def make_data(out: Path, size: DemoSize, workers: int, seed: int, console: Conso
     return [out / j.set_name / j.split for j in jobs]
 
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = recipes_dir()  # shipped with the package: the demo runs installed, from any folder
 PRETRAIN = "tsn_tiny_8x1_demosynth_pretrain"
 TASKS = {"down_b000": "low bias", "down_b090": "high bias"}
 DEMO_RECIPES = {"FT": "tsn_tiny_8x1_demosynth_ft-{task}", "LP": "tsn_tiny_8x1_demosynth_lp-{task}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import typer
 
 from synapt_fast.cli import bench, bias, demo, inspect, report, shard, subsets, sweep, synth
+from synapt_fast.cli import eval as eval_cmd, plot, predict, train
 
 app = typer.Typer(
     help="SynAPT made fast: shard videos, load them with DALI, train and transfer, measure throughput.",
@@ -19,6 +20,10 @@ app.command("shard")(shard.shard)
 app.command("merge")(shard.merge)
 app.command("verify")(inspect.verify)
 app.command("inspect")(inspect.inspect)
+app.command("train")(train.train)
+app.command("eval")(eval_cmd.evaluate)
+app.command("predict")(predict.predict)
+app.command("plot")(plot.plot)
 app.command("demo")(demo.demo)
 app.command("synth")(synth.synth)
 app.command("subset")(subsets.subset)

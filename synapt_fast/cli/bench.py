@@ -13,12 +13,17 @@ from typing import Optional
 import typer
 
 from synapt_fast.cli.errors import fail
+from synapt_fast.resources import benchmarks_dir
 
 
-app = typer.Typer(help="Throughput benchmarks; each writes JSON + markdown under benchmarks/results/.",
+app = typer.Typer(help="Throughput benchmarks; each writes JSON + markdown + PNG to --out-dir (default ./bench-results; "
+                 "the committed results are benchmarks/results).",
                  no_args_is_help=True)
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"  # beside the package, in a source checkout
+BENCHMARKS = benchmarks_dir()  # shipped in the package (a link to the top-level benchmarks/ in a checkout)
+# Where results go unless --out-dir says otherwise: under the current folder, never over the
+# committed records (pass --out-dir benchmarks/results to replace those).
+DEFAULT_OUT = Path("bench-results")
 
 
 @contextmanager
@@ -31,7 +36,7 @@ def benchmark(name: str) -> Iterator[ModuleType]:
     """
     path = BENCHMARKS / f"{name}.py"
     if not path.is_file():
-        raise fail(f"{path} not found: benchmarks run from a source checkout")
+        raise fail(f"{path} not found: this installation lacks the benchmark scripts (reinstall the package)")
     folder = str(BENCHMARKS)
     sys.path.insert(0, folder)
     try:
@@ -48,11 +53,11 @@ def bench_shard(
     clips: int = typer.Option(200, help="Reference clips (3 s, 320x240, H.264)."),
     repeats: int = typer.Option(3, help="Timed repeats per contender (median reported)."),
     quick: bool = typer.Option(False, help="6 clips, 1 repeat: a seconds-long smoke run."),
-    out_dir: Optional[Path] = typer.Option(None, help="Where shard.{json,md} go (default: benchmarks/results)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where shard.{json,md} go (default: ./bench-results)."),
 ):
-    """Sharding clips/s against the ffmpeg CLI doing the same transcode -> benchmarks/results/shard.*"""
+    """Sharding clips/s against the ffmpeg CLI doing the same transcode -> <out-dir>/shard.*"""
     with benchmark("bench_shard") as bench:
-        bench.run(clips=clips, repeats=repeats, quick=quick, out_dir=out_dir or bench.RESULTS)
+        bench.run(clips=clips, repeats=repeats, quick=quick, out_dir=out_dir or DEFAULT_OUT)
 
 
 @app.command("loader")
@@ -67,7 +72,7 @@ def bench_loader(
     batch_size: int = typer.Option(8, help="Clips per batch."),
     workers: int = typer.Option(2, help="DALI threads / DataLoader worker processes."),
     quick: bool = typer.Option(False, help="8 clips, 3 s, one mode, one repeat: a smoke run."),
-    out_dir: Optional[Path] = typer.Option(None, help="Where loader.{json,md} go (default: benchmarks/results); "
+    out_dir: Optional[Path] = typer.Option(None, help="Where loader.{json,md} go (default: ./bench-results); "
                                                       "with SPLIT_DIR, where to write loader_split.json."),
 ):
     """DALI loader vs the loaders a user writes (PyAV, torchcodec over H.264 mp4) vs a decode-only ceiling, per
@@ -90,7 +95,7 @@ def bench_loader(
         return
     with benchmark("bench_loader") as bench:
         bench.run(clips=clips, repeats=repeats, batch_size=batch_size, workers=workers, quick=quick,
-                  out_dir=out_dir or bench.RESULTS, copies=copies)
+                  out_dir=out_dir or DEFAULT_OUT, copies=copies)
 
 
 @app.command("gop")
@@ -98,11 +103,11 @@ def bench_gop(
     clips: int = typer.Option(160, help="Clips per split (one split per video length and GOP)."),
     repeats: int = typer.Option(3, help="Timed epochs per split and mode (median reported)."),
     quick: bool = typer.Option(False, help="3 s videos, GOP 8 and 32, 12 clips, 1 repeat: seconds (CI)."),
-    out_dir: Optional[Path] = typer.Option(None, help="Where gop.{json,md,png} go (default: benchmarks/results)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where gop.{json,md,png} go (default: ./bench-results)."),
 ) -> None:
-    """The DALI loader and shard size per GOP and video length, and the keyframe cut's gain -> results/gop.*"""
+    """The DALI loader and shard size per GOP and video length, and the keyframe cut's gain -> <out-dir>/gop.*"""
     with benchmark("bench_gop") as bench:
-        bench.run(clips=clips, repeats=repeats, quick=quick, out_dir=out_dir or bench.RESULTS)
+        bench.run(clips=clips, repeats=repeats, quick=quick, out_dir=out_dir or DEFAULT_OUT)
 
 
 @app.command("model")
@@ -113,12 +118,12 @@ def bench_model(
                                             "(repeatable); default: the tiny models."),
     repeats: int = typer.Option(5, help="Timed steps per variant (full-size models on CPU: 3)."),
     threads: int = typer.Option(None, help="torch intra-op threads (CPU default: 1)."),
-    out_dir: str = typer.Option(None, help="Where model.json/model.md go (default: benchmarks/results)."),
+    out_dir: str = typer.Option(None, help="Where model.json/model.md go (default: ./bench-results)."),
 ) -> None:
-    """Forward+backward clips/s per model and precision -> benchmarks/results/model.{json,md}."""
+    """Forward+backward clips/s per model and precision -> <out-dir>/model.{json,md}."""
     with benchmark("bench_model") as bench:
         bench.run(quick=quick, models=model or None, compile_models=compile_model or None, repeats=repeats,
-                  threads=threads, out_dir=Path(out_dir) if out_dir else bench.RESULTS)
+                  threads=threads, out_dir=Path(out_dir) if out_dir else DEFAULT_OUT)
 
 
 @app.command("train")
@@ -127,11 +132,11 @@ def bench_train(
     model: list[str] = typer.Option(None, help="Tiny model name (repeatable); default: the 4 tiny models."),
     repeats: int = typer.Option(15, help="Repeats, each timing both contenders back to back (median reported)."),
     steps: int = typer.Option(30, help="Steps per timed repeat."),
-    out_dir: Optional[Path] = typer.Option(None, help="Where train.{json,md} go (default: benchmarks/results)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where train.{json,md} go (default: ./bench-results)."),
 ) -> None:
-    """Trainer overhead against a bare loop on a replayed batch, and data-wait share -> benchmarks/results/train.*"""
+    """Trainer overhead against a bare loop on a replayed batch, and data-wait share -> <out-dir>/train.*"""
     with benchmark("bench_train") as bench:
-        bench.run(quick=quick, models=model or None, repeats=repeats, steps=steps, out_dir=out_dir or bench.RESULTS)
+        bench.run(quick=quick, models=model or None, repeats=repeats, steps=steps, out_dir=out_dir or DEFAULT_OUT)
 
 
 @app.command("shapes")
@@ -141,13 +146,13 @@ def bench_shapes(
     repeats: int = typer.Option(2, help="Timed rounds (each runs every shape once, order alternating)."),
     batch: int = typer.Option(2, help="Training batch (clips)."),
     threads: Optional[int] = typer.Option(None, help="torch intra-op threads (CPU default: 1)."),
-    out_dir: Optional[Path] = typer.Option(None, help="Where shapes.{json,md,png} go (default: benchmarks/results)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where shapes.{json,md,png} go (default: ./bench-results)."),
 ) -> None:
     """Every model x every dataset at the recipes' shapes: train, linear-probe and eval throughput."""
     with benchmark("bench_shapes") as bench:
         try:
             bench.run(quick=quick, models=model or None, repeats=repeats, batch=batch, threads=threads,
-                      out_dir=out_dir or bench.RESULTS)
+                      out_dir=out_dir or DEFAULT_OUT)
         except (ValueError, SystemExit) as exc:
             raise fail(str(exc)) from None
 
@@ -158,7 +163,7 @@ def bench_all(
     only: list[str] = typer.Option(None, help="Run only this benchmark (repeatable): shard, loader, gop, "
                                    "model, train, shapes."),
     out_dir: Optional[Path] = typer.Option(None, help="Where every result and summary.{json,md} go "
-                                           "(default: benchmarks/results)."),
+                                           "(default: ./bench-results)."),
     index_only: bool = typer.Option(False, help="Run nothing: rebuild summary.* from the records already there."),
 ) -> None:
     """The whole suite in sequence, then summary.{json,md}: headline figures and the machine."""
@@ -166,14 +171,14 @@ def bench_all(
         unknown = sorted(set(only or []) - set(bench.ORDER))
         if unknown:
             raise fail(f"unknown benchmark(s) {unknown}; choose from {list(bench.ORDER)}")
-        bench.run(quick=quick, only=only or None, out_dir=out_dir or bench.RESULTS, index_only=index_only)
+        bench.run(quick=quick, only=only or None, out_dir=out_dir or DEFAULT_OUT, index_only=index_only)
 
 
 @app.command("gpu")
 def bench_gpu(
     plan: bool = typer.Option(False, "--plan", help="Print what the suite would run, as JSON, and exit."),
     clips: int = typer.Option(96, help="Clips per generated shard split."),
-    out_dir: Optional[Path] = typer.Option(None, help="Where gpu.{json,md,png} go (default: benchmarks/results)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where gpu.{json,md,png} go (default: ./bench-results)."),
 ) -> None:
     """NVDEC per codec, the DALI GPU loader, bf16 training and data wait: a GPU machine, < 10 minutes."""
     import json
@@ -184,4 +189,4 @@ def bench_gpu(
             return
         if reason := bench.gpu_unavailable():
             raise fail(f"bench gpu needs a CUDA GPU with DALI's GPU backend: {reason}")
-        bench.run(out_dir=out_dir or bench.RESULTS, clips=clips)
+        bench.run(out_dir=out_dir or DEFAULT_OUT, clips=clips)

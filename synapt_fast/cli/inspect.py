@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from synapt_fast.cli.errors import fail
+from synapt_fast.cli.errors import fail, plain
 
 
 def verify(
@@ -16,6 +16,7 @@ def verify(
 ):
     """Check shards against manifest and index: sizes, sha256, tar structure, members, frame counts."""
     from rich.console import Console
+    from rich.markup import escape
 
     from synapt_fast.format.verify import ShardError, split_dirs, verify_split
 
@@ -29,13 +30,13 @@ def verify(
         manifest, problems = verify_split(d, decode=decode)
         if problems:
             bad += 1
-            console.print(f"[red]FAIL[/red] {d}", highlight=False)
+            console.print(f"[red]FAIL[/red] {escape(str(d))}", highlight=False, emoji=False)
             for p in problems:
-                console.print(f"  {p}", highlight=False)
+                plain(console, f"  {p}")
         else:
             what = " and decoded" if decode else ""
-            console.print(f"[green]ok[/green]   {d}: {manifest.num_samples} samples in {len(manifest.shards)} "
-                          f"shards checked{what}", highlight=False)
+            console.print(f"[green]ok[/green]   {escape(str(d))}: {manifest.num_samples} samples in "
+                          f"{len(manifest.shards)} shards checked{what}", highlight=False, emoji=False)
     if bad:
         raise typer.Exit(1)
 
@@ -48,6 +49,7 @@ def inspect(
     """Print a shard split's manifest summary; optionally a contact-sheet PNG of a few clips."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from synapt_fast.format.manifest import Manifest, ManifestError
     from synapt_fast.format.verify import ShardError, split_dirs
@@ -59,7 +61,7 @@ def inspect(
     except (ShardError, ManifestError) as e:
         raise fail(str(e))
     for d, m in manifests:
-        table = Table(title=f"{m.set}/{m.split}  ({d})", show_header=False)
+        table = Table(title=Text(f"{m.set}/{m.split}  ({d})"), show_header=False)
         enc = m.encoding
         counts = sorted(m.class_counts.values())
         rows = [("samples", m.num_samples), ("classes", len(m.class_names)),
@@ -73,11 +75,16 @@ def inspect(
             table.add_row(k, str(v))
         console.print(table)
         for s in m.skipped[:10]:
-            console.print(f"  skipped {s['id']}: {s['reason']}", highlight=False)
+            plain(console, f"  skipped {s['id']}: {s['reason']}")
     if contact_sheet:
         from synapt_fast.sharding.contact_sheet import contact_sheet as tile, first_clips, write_png
 
         d, m = manifests[0]
-        frames, labels = first_clips(d, m, clips)
+        notes: list[str] = []
+        frames, labels = first_clips(d, m, clips, notes=notes)
+        for note in notes:
+            plain(console, f"  contact sheet: {note}")
+        if not frames:
+            raise fail(f"{d}: no clip could be decoded for the contact sheet")
         write_png(contact_sheet, tile(frames, labels))
-        console.print(f"contact sheet of {len(frames)} clips -> {contact_sheet}", highlight=False)
+        plain(console, f"contact sheet of {len(frames)} clips -> {contact_sheet}")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from synapt_fast.cli.errors import fail
+from synapt_fast.cli.errors import fail, plain
 from synapt_fast.sharding.datasets import DATASETS, open_dataset
 
 
@@ -21,15 +21,15 @@ def shard(
     source: Path = typer.Argument(..., help="Folder of class folders, the root that --list paths are relative to, "
                                             "or a --dataset's video root."),
     set_name: str = typer.Option(..., "--set", help="Shard set name (letters, digits, underscores)."),
-    split: Optional[str] = typer.Option(None, help="Output split name: train, val, test, ... (default: --subset "
-                                                   "with --dataset, else train)."),
+    split: Optional[str] = typer.Option(None, help="Output split name (default: train for --subset train, val for "
+                                                   "the held-out subset, whatever the dataset calls it, e.g. test)."),
     list_file: Optional[Path] = typer.Option(None, "--list", help="List file of 'path label' or 'path;label' lines "
                                                                   "(with --dataset synthetic150: a list in sim150_val.txt's format)."),
     classes: Optional[Path] = typer.Option(None, help="Class-names file, one per line (label i = line i)."),
     dataset: Optional[str] = typer.Option(None, help=f"Read a public dataset in its official layout: "
                                                      f"{', '.join(DATASETS)} (`synapt-fast datasets`)."),
     lists: Optional[Path] = typer.Option(None, help="--dataset: folder of the official annotation files "
-                                                    "(kinetics150: default the packaged copies)."),
+                                                    "(kinetics150 and ikea_fa: default the packaged copies)."),
     subset: Optional[str] = typer.Option(None, help="--dataset: official subset train | val | test (default: train; "
                                                     "synthetic150: val)."),
     fold: int = typer.Option(1, help="--dataset ucf101/hmdb51: official split 1, 2 or 3."),
@@ -38,6 +38,8 @@ def shard(
     out: Path = typer.Option(Path("shards"), help="Output root: <out>/<set>/<split>/."),
     codec: str = typer.Option("vp9", help="vp9 (DALI CPU+GPU) | h264 | hevc (GPU only) | mjpeg."),
     fps: float = typer.Option(30.0, help="Constant output frame rate."),
+    frame_rate: float = typer.Option(30.0, help="Frame rate of frame-folder clips (<class>/<video>/00001.jpg), "
+                                                "which declare none."),
     short_side: int = typer.Option(128, help="Resize so the short side is this (even); 0 keeps the size."),
     max_seconds: Optional[float] = typer.Option(None, help="Cap each clip's duration."),
     gop: Optional[int] = typer.Option(None, help="Frames between keyframes (default 32, or chosen for --sampling)."),
@@ -72,20 +74,21 @@ def shard(
         raise fail("--classes does not go with --dataset: the dataset's class list is fixed")
     if dataset is not None:
         subset = subset or ("val" if dataset == "synthetic150" and list_file is None else "train")
-    split = split or subset or "train"
+    # Downstream recipes read shards/<set>/train and shards/<set>/val, whatever a dataset calls its held-out subset.
+    split = split or ("train" if subset in (None, "train") else "val")
     try:
         if dataset is not None:
             src = open_dataset(dataset, source, lists=lists, subset=subset, fold=fold, list_file=list_file,
                                class_seed=class_seed)
             if dataset == "mit150":
-                Console(stderr=True).print(f"mit150: {len(src.class_names)} of {len(src.all_classes)} classes, "
+                plain(Console(stderr=True), f"mit150: {len(src.class_names)} of {len(src.all_classes)} classes, "
                                            f"--class-seed {class_seed} (the manifest lists them)")
         else:
             names = read_class_names(classes) if classes else None
             src = ListSource(list_file, source, names) if list_file else FolderSource(source, names)
         enc = EncodeOptions(codec=codec, fps=fps, short_side=short_side, max_seconds=max_seconds,
                             gop=gop_for(sampling) if gop is None else gop, quality=quality, speed=speed, copy=copy,
-                            sampling=sampling)
+                            sampling=sampling, frame_rate=frame_rate)
         opts = ShardOptions(set_name=set_name, split=split, max_count=shard_count, max_mb=shard_mb, seed=seed,
                             workers=workers, num_parts=num_parts, part=part)
     except (OSError, ValueError) as e:
@@ -122,8 +125,9 @@ def shard(
 
 def _print_summary(console, summary) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{summary.set}/{summary.split} -> {summary.out_dir}", show_header=False)
+    table = Table(title=Text(f"{summary.set}/{summary.split} -> {summary.out_dir}"), show_header=False)
     for key, value in [("samples", summary.samples), ("skipped", summary.skipped), ("shards", summary.shards),
                        ("resumed shards", summary.resumed_shards), ("MB", f"{summary.bytes / 1e6:.2f}"),
                        ("frames", summary.frames), ("seconds", summary.seconds),
@@ -131,9 +135,9 @@ def _print_summary(console, summary) -> None:
         table.add_row(key, str(value))
     console.print(table)
     for item in summary.skipped_items[:20]:
-        console.print(f"  skipped {item['id']}: {item['reason']}", highlight=False)
+        plain(console, f"  skipped {item['id']}: {item['reason']}")
     if summary.skipped > 20:
-        console.print(f"  ... and {summary.skipped - 20} more (see {summary.manifest})")
+        plain(console, f"  ... and {summary.skipped - 20} more (see {summary.manifest})")
 
 
 def merge(split_dir: Path = typer.Argument(..., help="Split folder holding manifest.part-*-of-*.json files.")):

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from synapt_fast.cli.errors import fail
+from synapt_fast.cli.errors import fail, plain
 
 
 def subset(
@@ -59,11 +59,11 @@ def subset(
             m = write_subset(src, path, manifest, sel, seed=seed, info=info, overwrite=overwrite,
                              set_name=None if bias_ranked else set_name, split=split, max_mb=shard_mb)
             extra = (f", mean probe accuracy {info['mean_probe_accuracy']:.4f}" if bias_ranked else "")
-            console.print(f"{path}: {len(m.class_names)} classes, {m.num_samples} samples in {len(m.shards)} "
-                          f"shards{extra}", highlight=False)
+            plain(console, f"{path}: {len(m.class_names)} classes, {m.num_samples} samples in {len(m.shards)} "
+                           f"shards{extra}")
             for line in sel.short[:10]:
-                console.print(f"  short: {line}", highlight=False)
+                plain(console, f"  short: {line}")
             if len(sel.short) > 10:
-                console.print(f"  ... and {len(sel.short) - 10} more (see {path / 'subset.json'})", highlight=False)
+                plain(console, f"  ... and {len(sel.short) - 10} more (see {path / 'subset.json'})")
     except (SubsetError, ShardError, OSError) as e:
         raise fail(str(e))

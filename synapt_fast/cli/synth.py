@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from synapt_fast.cli.errors import fail
+
+
+class Format(str, Enum):
+    shards = "shards"  # tars + index + manifest
+    files = "files"  # a folder per class
+
+
+class Codec(str, Enum):
+    vp9 = "vp9"
+    h264 = "h264"
+    hevc = "hevc"
+    mjpeg = "mjpeg"
 
 
 def synth(
@@ -29,8 +44,8 @@ def synth(
     seed: int = typer.Option(0, help="Generator seed: same seed, same clips."),
     variation: float = typer.Option(1.0, help="Nuisance randomisation in [0,1] (camera, body, clutter, lighting); lower is easier."),
     workers: int = typer.Option(max(1, (os.cpu_count() or 1)), help="Worker processes rendering and encoding."),
-    fmt: str = typer.Option("shards", "--format", help="shards (tars + index + manifest) or files (a folder per class)."),
-    codec: str = typer.Option("vp9", help="vp9 | h264 | hevc | mjpeg (DALI's CPU decoder reads vp9 and mjpeg)."),
+    fmt: Format = typer.Option(Format.shards, "--format", help="shards (tars + index + manifest) or files (a folder per class)."),
+    codec: Codec = typer.Option(Codec.vp9, help="DALI's CPU decoder reads vp9 and mjpeg; h264 and hevc need its GPU decoder."),
     overwrite: bool = typer.Option(False, help="Start shard splits afresh instead of resuming."),
 ):
     """Generate procedural synthetic action videos: a pre-training set and downstream tasks."""
@@ -39,17 +54,23 @@ def synth(
 
     from synapt_fast.synth import build
 
-    biases = [float(b) for b in bias.split(",") if b.strip()]
-    jobs = build.plan(classes=classes, clips_per_class=clips_per_class,
-                      val_clips_per_class=val_clips_per_class, downstream_classes=downstream_classes,
-                      downstream_clips_per_class=downstream_clips_per_class,
-                      downstream_val_clips_per_class=downstream_val_clips_per_class, biases=biases,
-                      frames=frames, size=size, fps=fps, seed=seed, name=name, variation=variation,
-                      pretrain_bias=pretrain_bias, ramp_classes=ramp_classes)
+    try:  # the comma list of sweep's --grid axes
+        biases = [float(b) for b in bias.split(",") if b.strip()]
+    except ValueError:
+        raise fail(f"--bias {bias!r}: expected comma-separated numbers in [0, 1], e.g. 0.0,0.9") from None
+    try:
+        jobs = build.plan(classes=classes, clips_per_class=clips_per_class,
+                          val_clips_per_class=val_clips_per_class, downstream_classes=downstream_classes,
+                          downstream_clips_per_class=downstream_clips_per_class,
+                          downstream_val_clips_per_class=downstream_val_clips_per_class, biases=biases,
+                          frames=frames, size=size, fps=fps, seed=seed, name=name, variation=variation,
+                          pretrain_bias=pretrain_bias, ramp_classes=ramp_classes)
+    except ValueError as e:
+        raise fail(str(e)) from None
     with Progress() as progress:
         bars = {(j.set_name, j.split): progress.add_task(f"{j.set_name}/{j.split}", total=len(j.source))
                 for j in jobs}
-        summaries = build.write(jobs, out, fmt=fmt, workers=workers, codec=codec, overwrite=overwrite,
+        summaries = build.write(jobs, out, fmt=fmt.value, workers=workers, codec=codec.value, overwrite=overwrite,
                                 on_progress=lambda j, done, total: progress.update(
                                     bars[(j.set_name, j.split)], completed=done))
     console = Console()

@@ -216,20 +216,33 @@ def _with_metrics(outcome: CellOutcome, result: dict) -> CellOutcome:
     return outcome
 
 
+def _base(cell: Cell) -> dict:
+    return dict(index=cell.index, tag=cell.tag, run=str(cell.run_dir), values=cell.values, seed=cell.seed)
+
+
+def finished_outcome(cell: Cell, nproc: int) -> CellOutcome | None:
+    """The outcome of a cell whose run folder already holds a result.json (None: it has none)."""
+    base = _base(cell)
+    result_path = cell.run_dir / "result.json"
+    if not result_path.exists():
+        return None
+    try:
+        result = read_result(result_path)
+    except ResultError as e:  # the file and the key, never a traceback from the table below
+        return CellOutcome(**base, status="failed", message=str(e))
+    diff = _mismatch(cell, result, nproc)
+    if diff:
+        return CellOutcome(**base, status="stale", message=f"{result_path} is another run's result (differs in "
+                           f"{', '.join(diff[:5])}); move the run folder away to run this cell")
+    return _with_metrics(CellOutcome(**base, status="skipped", message="finished earlier"), result)
+
+
 def run_cell(cell: Cell, nproc: int, log_dir: Path, on_start=None) -> CellOutcome:
     """Run (or skip, or resume) one cell; never raises for a failing training run."""
-    base = dict(index=cell.index, tag=cell.tag, run=str(cell.run_dir), values=cell.values, seed=cell.seed)
-    result_path = cell.run_dir / "result.json"
-    if result_path.exists():
-        try:
-            result = read_result(result_path)
-        except ResultError as e:  # the file and the key, never a traceback from the table below
-            return CellOutcome(**base, status="failed", message=str(e))
-        diff = _mismatch(cell, result, nproc)
-        if diff:
-            return CellOutcome(**base, status="stale", message=f"{result_path} is another run's result (differs in "
-                               f"{', '.join(diff[:5])}); move the run folder away to run this cell")
-        return _with_metrics(CellOutcome(**base, status="skipped", message="finished earlier"), result)
+    done = finished_outcome(cell, nproc)
+    if done is not None:
+        return done
+    base, result_path = _base(cell), cell.run_dir / "result.json"
     resumed = (cell.run_dir / LAST).exists()
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{cell.tag}.log"
@@ -330,15 +343,21 @@ class SweepOutcome:
 
     @property
     def failed(self) -> list[CellOutcome]:
-        return [o for o in self.outcomes if o.status in ("failed", "stale")]
+        return [o for o in self.outcomes if o.status in ("failed", "stale", "missing")]
 
 
-def run_sweep(cells: list[Cell], *, nproc: int = 1, on_start=None, on_done=None) -> SweepOutcome:
-    """Run every cell in order (skipping finished ones), then write sweep.json and sweep.md."""
+def run_sweep(cells: list[Cell], *, nproc: int = 1, on_start=None, on_done=None, run: bool = True) -> SweepOutcome:
+    """Run every cell in order (skipping finished ones), then write sweep.json and sweep.md.
+    `run=False` collects what the cells' run folders hold (cells run elsewhere, e.g. a Slurm job
+    array): a cell without a result is recorded as missing."""
     out = sweep_dir(cells)
     outcomes = []
     for cell in cells:
-        outcome = run_cell(cell, nproc, out / "logs", on_start)
+        if run:
+            outcome = run_cell(cell, nproc, out / "logs", on_start)
+        else:
+            outcome = finished_outcome(cell, nproc) or CellOutcome(
+                **_base(cell), status="missing", message=f"no {cell.run_dir / 'result.json'} yet")
         outcomes.append(outcome)
         if on_done:
             on_done(outcome)
@@ -365,27 +384,51 @@ def run_sweep(cells: list[Cell], *, nproc: int = 1, on_start=None, on_done=None)
     return SweepOutcome(out, outcomes, chosen, table)
 
 
-def emit(cells: list[Cell], job_dir: Path, *, nproc: int = 1, python: str = "python") -> tuple[Path, Path]:
-    """A Slurm job-array script (task i runs cell i) and commands.txt (one command per line); runs nothing.
-    Commands say `--resume`, so a requeued task continues from its checkpoint."""
+def node_command(cell: Cell, nproc: int, nodes: int) -> str:
+    """One cell over `nodes` nodes: one `synapt-fast train` agent per node (srun), meeting at the
+    job's first node; $HEAD, $PORT and $SLURM_JOB_ID are the job script's."""
+    train = ["synapt-fast", "train", cell.recipe_path, "--resume", "--nproc", str(nproc), "--nnodes", str(nodes)]
+    return " ".join([f"srun --nodes={nodes} --ntasks-per-node=1", shlex.join(train),
+                     '--rdzv-endpoint "$HEAD:$PORT" --rdzv-id "$SLURM_JOB_ID"', shlex.join(cell.overrides)])
+
+
+def emit(cells: list[Cell], job_dir: Path, *, nproc: int = 1, nodes: int = 1, python: str = "python",
+         collect: str = "") -> tuple[Path, Path]:
+    """A Slurm job-array script (task i runs cell i on `nodes` nodes of `nproc` GPUs) and
+    commands.txt (one command per line); runs nothing. Commands say `--resume`, and a task stopped
+    by SIGTERM (exit 143: time limit, preemption) requeues itself and continues from its
+    checkpoint. `collect` is the command that gathers the results once the array is done."""
     job_dir.mkdir(parents=True, exist_ok=True)
-    commands = [shlex.join(train_command(c, nproc, python=python)) for c in cells]
+    if nodes > 1:
+        commands = [node_command(c, nproc, nodes) for c in cells]
+    else:
+        commands = [shlex.join(train_command(c, nproc, python=python)) for c in cells]
     cwd = shlex.quote(os.getcwd())  # recipe and data paths in the commands are relative to it
     script = "\n".join([
         "#!/bin/bash",
         f"#SBATCH --job-name={shlex.quote('sweep-' + sweep_dir(cells).name)}",
         f"#SBATCH --array=0-{len(cells) - 1}",
-        "#SBATCH --nodes=1",
+        f"#SBATCH --nodes={nodes}",
         "#SBATCH --ntasks-per-node=1",
         f"#SBATCH --gpus-per-node={nproc}",
+        "#SBATCH --requeue",
+        "#SBATCH --signal=TERM@300  # time to save a checkpoint before the time limit",
         f"#SBATCH --output={shlex.quote(str(job_dir.resolve()))}/%x_%a.log",
         "# One sweep cell per array task; the cells in order, as in commands.txt beside this script.",
-        "set -euo pipefail",
+        *([f"# When every task has finished: {collect}"] if collect else []),
+        "set -uo pipefail",
         f"cd {cwd}",
+        'HEAD=$(scontrol show hostnames "${SLURM_JOB_NODELIST:-localhost}" | head -n 1)',
+        "PORT=$((20000 + ${SLURM_JOB_ID:-0} % 20000))",
         "COMMANDS=(",
         *(f"  {shlex.quote(c)}" for c in commands),
         ")",
         'eval "${COMMANDS[$SLURM_ARRAY_TASK_ID]}"',
+        "code=$?",
+        "if [ \"$code\" -eq 143 ]; then  # stopped and saved: run again from the checkpoint",
+        '  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+        "fi",
+        'exit "$code"',
         "",
     ])
     sbatch, listing = job_dir / "sweep.sbatch", job_dir / "commands.txt"

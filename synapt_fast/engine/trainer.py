@@ -4,7 +4,7 @@ by `engine.build.build_trainer` and run by `engine.main` (`torchrun -m synapt_fa
 One process per GPU (NCCL) or per CPU slot (gloo); multi-node runs are torchrun's business
 (`--nnodes`, `--rdzv-endpoint`). The run folder `<output.dir>/<output.name>` receives the
 resolved `recipe.toml`, `metrics.jsonl`, `checkpoint.pth.tar`, `model_best.pth.tar`,
-`confusion.json` and finally `result.json`.
+`confusion.json` (the best epoch's, with per-class accuracy) and finally `result.json`.
 
 Determinism and resume: the loader's epoch `e` is a pure function of (seed, e, rank), the
 torch generator is re-seeded from (seed, rank, step) before every step (`synapt_fast.seeds`), and
@@ -57,6 +57,13 @@ def loader_failure(key: str, split_dir, epoch: int, batch: int, error: Exception
                      f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}\n"
                      f"  a clip that passes the size checks may still not decode: "
                      f"`synapt-fast verify --decode {split_dir}` finds every bad clip")
+
+
+def confusion_record(epoch: int, class_names: list[str], matrix: list[list[int]]) -> dict:
+    """confusion.json: the video-level confusion matrix ([true][predicted]) and per-class accuracy."""
+    per_class = {name: (row[i] / sum(row) if sum(row) else None)
+                 for i, (name, row) in enumerate(zip(class_names, matrix))}
+    return {"epoch": epoch, "class_names": class_names, "matrix": matrix, "per_class_top1": per_class}
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
@@ -344,8 +351,8 @@ class Trainer:
                     best = res.top1 > self.best_top1
                     if best:
                         self.best_top1, self.best_epoch = res.top1, e
-                    self.run_dir.write_json("confusion.json", {"epoch": e, "class_names": self.class_names,
-                                                               "matrix": res.confusion})
+                    if best:  # the epoch model_best.pth.tar holds, not the last one evaluated
+                        self.run_dir.write_json("confusion.json", confusion_record(e, self.class_names, res.confusion))
                     line += f"; val top-1 {res.top1:.3f} top-5 {res.top5:.3f} (clip {res.clip_top1:.3f})"
                 display.print(line)
                 self.save(best=best)

@@ -36,6 +36,7 @@ class Manifest:
     skipped: list[dict] = field(default_factory=list)  # {"id": ..., "reason": ...}
     seed: int = 0
     part: dict | None = None  # {"index": p, "count": P} for one slice of a job array
+    split_from: dict | None = None  # the list file that chose the clips: {"file", "sha256", ...}; None: a folder
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 

@@ -37,13 +37,15 @@ class ShardError(ValueError):
 
 
 def split_dirs(path: Path) -> list[Path]:
-    """A split folder itself, or every split folder (holding a manifest) under a set folder."""
+    """A split folder itself, or every split folder (holding a manifest) under a set folder
+    (`<set>/<split>`) or a shards root (`<root>/<set>/<split>`)."""
     path = Path(path)
     if (path / MANIFEST).is_file():
         return [path]
-    found = sorted(p.parent for p in path.glob(f"*/{MANIFEST}"))
+    found = sorted(p.parent for p in path.glob(f"*/{MANIFEST}")) or sorted(
+        p.parent for p in path.glob(f"*/*/{MANIFEST}"))
     if not found:
-        raise ShardError(f"{path}: no {MANIFEST} here or in its sub-folders")
+        raise ShardError(f"{path}: no {MANIFEST} here, in its sub-folders or theirs")
     return found
 
 

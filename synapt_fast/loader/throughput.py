@@ -16,7 +16,6 @@ c / (CPU seconds per clip).
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import time
@@ -203,7 +202,7 @@ def diagnose(split_dir: Path, recipe_path: Path, overrides: list[str] = (), repe
     from synapt_fast.loader import Transform, make_loader
     from synapt_fast.engine.recipe import load_recipe
     from synapt_fast.engine.build import build_sampling
-    from .dali_graph import keyframe_cut
+
 
     r = load_recipe(recipe_path, list(overrides))
     d = r.data

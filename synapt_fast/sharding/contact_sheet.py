@@ -93,17 +93,28 @@ def contact_sheet(clips: Sequence[np.ndarray], labels: Sequence[str] | None = No
     return sheet
 
 
-def first_clips(split_dir: Path, manifest: Manifest, count: int) -> tuple[list[np.ndarray], list[str]]:
-    """The first `count` clips of a shard split in shard order, each decoded whole to uint8
-    (T, H, W, 3), and their class names: what `synapt-fast inspect --contact-sheet` tiles."""
+def first_clips(split_dir: Path, manifest: Manifest, count: int,
+                notes: list[str] | None = None) -> tuple[list[np.ndarray], list[str]]:
+    """The first `count` decodable clips of a shard split in shard order, each decoded whole to uint8
+    (T, H, W, 3), and their class names: what `synapt-fast inspect --contact-sheet` tiles. A clip
+    that does not decode (a split damaged after it was written) is left out, with a line in `notes`."""
+    import av
     import webdataset as wds
 
     from .transcode import decode_all  # PyAV: imported only when clips are decoded
 
     frames, labels = [], []
     for sample in wds.WebDataset([str(Path(split_dir) / s.tar) for s in manifest.shards], shardshuffle=False):
-        frames.append(decode_all(sample[manifest.video_ext]))
-        labels.append(json.loads(sample["meta.json"])["class_name"])
+        try:
+            meta = json.loads(sample["meta.json"])
+            clip = decode_all(sample[manifest.video_ext])
+        except (av.FFmpegError, ValueError, KeyError) as e:  # ValueError: no frames to stack, bad JSON
+            if notes is not None:
+                notes.append(f"skipped sample {sample.get('__key__', '?')} of {Path(sample.get('__url__', '?')).name}: "
+                             f"does not decode ({type(e).__name__}: {e}); `synapt-fast verify --decode` names all")
+            continue
+        frames.append(clip)
+        labels.append(meta["class_name"])
         if len(frames) >= count:
             break
     return frames, labels

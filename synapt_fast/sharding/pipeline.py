@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +26,11 @@ from synapt_fast.format.ivf import FRAMES, KEYFRAMES
 from synapt_fast.format.manifest import MANIFEST, Manifest
 from synapt_fast.format.index import ShardInfo, file_sha256
 from .tarwriter import TarWriter
+from .order import order_items
 from .sources import Source, SourceItem
-from synapt_fast.format.codecs import clip_refusal, shard_refusal
-from .transcode import BadClip, EncodeOptions, Encoded, encode_item
+from synapt_fast.format.codecs import shard_refusal
+from .transcode import EncodeOptions, Encoded
+from .workers import results
 
 PART_STRIDE = 10_000  # shard indices of part p start at p * PART_STRIDE
 
@@ -85,42 +84,6 @@ def shard_name(set_name: str, split: str, index: int) -> str:
 
 def manifest_name(num_parts: int, part: int) -> str:
     return MANIFEST if num_parts == 1 else f"manifest.part-{part:04d}-of-{num_parts:04d}.json"
-
-
-def order_items(source: Source, seed: int) -> list[SourceItem]:
-    """Sorted by id, duplicates turned into problems, then permuted with the seed."""
-    items = sorted(source.items(), key=lambda it: it.id)
-    seen_ids: dict[str, str] = {}
-    seen_paths: dict[Path, str] = {}
-    out = []
-    for it in items:
-        if it.problem is None:
-            resolved = Path(it.path).resolve() if it.path is not None else None
-            if it.id in seen_ids:
-                it = SourceItem(it.id, None, None, problem=f"duplicate of {seen_ids[it.id]}")
-            elif resolved is not None and resolved in seen_paths:
-                it = SourceItem(it.id, None, None, problem=f"duplicate path of {seen_paths[resolved]}")
-            else:
-                seen_ids[it.id] = it.id
-                if resolved is not None:
-                    seen_paths[resolved] = it.id
-        out.append(it)
-    perm = np.random.default_rng(seed).permutation(len(out))
-    return [out[i] for i in perm]
-
-
-def _process(job: tuple[SourceItem, EncodeOptions]) -> Encoded | str:
-    item, opts = job
-    if item.problem is not None:
-        return item.problem
-    try:
-        enc = encode_item(item, opts)
-    except BadClip as e:
-        return str(e)
-    except Exception as e:  # noqa: BLE001 - a clip must never stop the run; the reason is recorded
-        return f"unexpected error: {type(e).__name__}: {e}"
-    # A GPU-only codec's clip NVDEC rejects would stop every pipeline that meets it: skip it here.
-    return clip_refusal(opts.codec, enc.width, enc.height) or enc
 
 
 def _members(key: str, item: SourceItem, enc: Encoded, fps: float) -> list[tuple[str, bytes]]:
@@ -199,26 +162,6 @@ def _still_good(out_dir: Path, rec: dict) -> bool:
         and file_sha256(tar) == info.sha256
         and file_sha256(idx) == info.index_sha256
     )
-
-
-def _results(jobs: list[tuple[SourceItem, EncodeOptions]], workers: int) -> Iterator[Encoded | str]:
-    if workers == 1 or len(jobs) <= 1:
-        yield from map(_process, jobs)
-        return
-    # spawn, not fork: the parent may hold DALI/torch threads that must not be forked. An executor,
-    # not a Pool: a worker that dies (OOM killer, a crashing decoder) raises BrokenProcessPool
-    # instead of hanging the run. Results come back in input order, whatever finishes first.
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        # Bounded look-ahead keeps memory flat on huge inputs while both workers stay busy.
-        window = 4 * workers
-        futures = deque(pool.submit(_process, job) for job in jobs[:window])
-        for job in jobs[window:]:
-            result = futures.popleft().result()
-            futures.append(pool.submit(_process, job))
-            yield result
-        while futures:
-            yield futures.popleft().result()
 
 
 def shard_source(
@@ -300,7 +243,7 @@ def shard_source(
 
     jobs = [(it, encode) for it in mine[done:]]
     try:
-        for pos, (item, result) in enumerate(zip(mine[done:], _results(jobs, opts.workers)), start=lo + done):
+        for pos, (item, result) in enumerate(zip(mine[done:], results(jobs, opts.workers)), start=lo + done):
             if isinstance(result, str):
                 pending["skipped"].append({"id": item.id, "reason": result})
             else:
@@ -330,7 +273,7 @@ def shard_source(
         raise
 
     records = journal.load()
-    manifest = _manifest(records, class_names, encode, opts)
+    manifest = _manifest(records, class_names, encode, opts, getattr(source, "split_from", None))
     manifest.save(out_dir / manifest_name(opts.num_parts, opts.part))
     seconds = time.perf_counter() - t0
     processed = total - sum(rec["count"] for rec in good)
@@ -348,7 +291,8 @@ def _index_of(name: str, prefix: str) -> int:
     return int(stem) if stem.isdigit() else -1
 
 
-def _manifest(records: list[dict], class_names: list[str], encode: EncodeOptions, opts: ShardOptions) -> Manifest:
+def _manifest(records: list[dict], class_names: list[str], encode: EncodeOptions, opts: ShardOptions,
+              split_from: dict | None) -> Manifest:
     counts = dict.fromkeys(class_names, 0)
     for rec in records:
         for name, n in rec["class_counts"].items():
@@ -365,6 +309,7 @@ def _manifest(records: list[dict], class_names: list[str], encode: EncodeOptions
         skipped=[s for rec in records for s in rec["skipped"]],
         seed=opts.seed,
         part=None if opts.num_parts == 1 else {"index": opts.part, "count": opts.num_parts},
+        split_from=split_from,
     )
 
 
@@ -390,7 +335,7 @@ def merge_parts(split_dir: Path) -> Manifest:
         set=first.set, split=first.split, class_names=first.class_names, class_counts=counts,
         num_samples=sum(counts.values()), num_frames=sum(m.num_frames for m in parts),
         shards=[s for m in parts for s in m.shards], encoding=first.encoding,
-        skipped=[s for m in parts for s in m.skipped], seed=first.seed,
+        skipped=[s for m in parts for s in m.skipped], seed=first.seed, split_from=first.split_from,
     )
     merged.save(split_dir / MANIFEST)
     return merged

@@ -75,12 +75,19 @@ def _read(f, tar: Path, name: str, offset: int, size: int) -> bytes:
 
 
 def read_split(split_dir: Path) -> tuple[Manifest, list[SampleRef]]:
-    """The split's manifest and every sample's location, label and metadata (after the quick check)."""
+    """The split's manifest and every sample's location, label and metadata (after the quick check
+    and every tar's checksum)."""
     split_dir = Path(split_dir)
     try:
         manifest = quick_check(split_dir)
     except ShardError as e:
         raise SubsetError(str(e)) from None
+    # The quick check compares sizes only; a subset copies members byte for byte, so every tar's
+    # sha256 must match too, or corruption would be copied into a split that `verify` calls ok.
+    corrupt = [str(split_dir / s.tar) for s in manifest.shards if file_sha256(split_dir / s.tar) != s.sha256]
+    if corrupt:
+        raise SubsetError(f"refusing to copy from {split_dir}: sha256 does not match the manifest (corrupt or "
+                          f"altered): {', '.join(corrupt)}; `synapt-fast verify {split_dir}` says more")
     samples = []
     for shard in manifest.shards:
         tar = split_dir / shard.tar
@@ -256,7 +263,7 @@ def write_subset(src_dir: Path, out_dir: Path, manifest: Manifest, sel: Selectio
             f.close()
     out = Manifest(set=set_name, split=split, class_names=sel.class_names, class_counts=counts,
                    num_samples=len(sel.samples), num_frames=frames, shards=shards, encoding=manifest.encoding,
-                   skipped=[], seed=seed, format_version=manifest.format_version)
+                   skipped=[], seed=seed, format_version=manifest.format_version, split_from=manifest.split_from)
     out.save(tmp / MANIFEST)
     record = dict(info, source=str(src_dir), source_manifest_sha256=file_sha256(src_dir / MANIFEST),
                   source_set=manifest.set, source_split=manifest.split, seed=seed, class_names=sel.class_names,

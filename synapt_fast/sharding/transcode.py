@@ -76,6 +76,7 @@ class EncodeOptions:
     # h264 / hevc: keep the MP4 container (the loader then decodes each clip from frame 0): for
     # tools and peer loaders that read MP4, as users' own downloads are
     mp4: bool = False
+    frame_rate: float = 30.0  # the rate of frame-folder inputs, which declare none (the paper's 30 fps)
 
     def __post_init__(self):
         if self.codec not in CODECS:
@@ -84,8 +85,8 @@ class EncodeOptions:
             raise ValueError(f"speed must be 'fast' or 'good', got {self.speed!r}")
         if self.sampling is not None:
             gop_for(self.sampling)  # names the mode if unknown
-        if self.fps <= 0 or self.gop < 1 or self.short_side < 0:
-            raise ValueError("fps and gop must be positive and short_side >= 0")
+        if self.fps <= 0 or self.gop < 1 or self.short_side < 0 or self.frame_rate <= 0:
+            raise ValueError("fps, frame_rate and gop must be positive and short_side >= 0")
         if self.mp4 and self.codec not in ("h264", "hevc"):
             raise ValueError(f"mp4 applies to h264 and hevc only, not {self.codec!r}")
 
@@ -325,7 +326,22 @@ def encode_item(item: SourceItem, opts: EncodeOptions) -> Encoded:
     """Turn one source item into an encoded clip, or raise BadClip with the reason."""
     if item.render is not None:
         return _encode_frames(item.render(), opts)
+    if Path(item.path).is_dir():
+        from .frame_clip import encode_frame_folder  # it builds on this module's encoder
+
+        return encode_frame_folder(Path(item.path), opts)
     return _encode_file(Path(item.path), opts)
+
+
+def _upright(frames: Iterator[tuple[float, av.VideoFrame]]) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Frames turned as their display matrix says (a phone clip stored sideways comes out upright).
+    `rotation` is counter-clockwise degrees, as np.rot90 turns."""
+    for t, frame in frames:
+        k = round((frame.rotation or 0) / 90) % 4
+        if k:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k)),
+                                               format="rgb24")
+        yield t, frame
 
 
 def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
@@ -345,9 +361,11 @@ def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
                 "source_size": [src_w, src_h], "source_seconds": declared}
         copy = opts.copy and _conforming(stream, opts)
         fmt = opts.spec()[1]
+        if copy and _rotation(path):
+            copy = False  # IVF and MP4 as packed carry no display matrix: turn it upright instead
         # Bytes as they are only from the target container holding nothing but the video.
         as_is = fmt in container.format.name.split(",") and len(container.streams) == 1
-        frames = _frame_times(container, stream)
+        frames = _upright(_frame_times(container, stream))
         end_gap = 1.0 / (src_rate or opts.fps)
         if copy:
             count, last = 0, 0.0
@@ -373,8 +391,9 @@ def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
         try:
             for frame in resample(timed(), opts.fps, end_gap, opts.max_seconds):
                 if enc.count == 0 and (frame.width, frame.height) != (src_w, src_h):
+                    # the container reported a stale size, or the clip is turned upright
                     width, height = target_size(frame.width, frame.height, opts.short_side)
-                    enc = _Encoder(opts, width, height)  # container reported a stale size
+                    enc = _Encoder(opts, width, height)
                 enc.add(frame)
             data = enc.finish()
         except av.FFmpegError as e:
@@ -384,6 +403,17 @@ def _encode_file(path: Path, opts: EncodeOptions) -> Encoded:
         if opts.max_seconds is None:
             _check_complete(enc.count, last[0] + end_gap, declared)
         return _encoded(data, enc.ext, enc.count, width, height, dict(meta, copied=False))
+
+
+def _rotation(path: Path) -> int:
+    """The first frame's display rotation in degrees (0 when none or undecodable)."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as c:
+            for frame in c.decode(video=0):
+                return frame.rotation or 0
+    except av.FFmpegError:
+        pass
+    return 0
 
 
 def _check_complete(count: int, decoded_seconds: float, declared: float | None) -> None:

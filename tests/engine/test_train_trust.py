@@ -183,3 +183,18 @@ def test_progress_lines_without_a_terminal(tiny_sets, tmp_path, capfd):
     lines = [line for line in out.splitlines() if line.startswith("epoch 1/1 step ")]
     assert [line.split()[3] for line in lines] == ["2/7:", "4/7:", "6/7:"]  # 21 clips, batch 3, 1 process
     assert all("clips/s" in line and "ETA" in line for line in lines)
+
+
+def test_confusion_is_the_best_epochs(finished_run):
+    """confusion.json belongs to the epoch model_best.pth.tar holds (in this run not the last one),
+    with per-class accuracy from its diagonal."""
+    run = finished_run / "runs" / "done"
+    result = json.loads((run / "result.json").read_text())
+    evals = records(run, "eval")
+    assert result["best_epoch"] < len(evals)  # the fixture's best epoch is not its last
+    confusion = json.loads((run / "confusion.json").read_text())
+    assert confusion["epoch"] + 1 == result["best_epoch"] == ckpt.load(run / ckpt.BEST)["best_epoch"] + 1
+    matrix = confusion["matrix"]
+    assert sum(row[i] for i, row in enumerate(matrix)) / sum(map(sum, matrix)) == pytest.approx(result["best_top1"])
+    for i, name in enumerate(confusion["class_names"]):
+        assert confusion["per_class_top1"][name] == pytest.approx(matrix[i][i] / sum(matrix[i]))

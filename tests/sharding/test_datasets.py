@@ -209,8 +209,8 @@ def test_diving48_vocabulary_classes_and_skips(tmp_path, tiny_clips):
 
 def test_ikea_fa_fixed_classes_and_folder_errors(tmp_path, tiny_clips):
     root = tmp_path / "ikea"
-    for i, cls in enumerate(IKEA_FA_CLASSES):
-        _put(root / cls / f"clip_{i}.mp4", tiny_clips["mp4"])
+    for i, cls in enumerate(IKEA_FA_CLASSES):  # clips of a training video (GOPR0086 is not held out)
+        _put(root / cls / f"GOPR0086_{i:05d}_{i + 1:05d}_05.mp4", tiny_clips["mp4"])
     src = IkeaFA(root)
     assert len(src.class_names) == 12 and src.class_names[8:] == ["flip_over", "pick_leg", "spin_in", "spin_out"]
     assert [(it.class_name, it.label) for it in src.items()] == [(c, i) for i, c in enumerate(IKEA_FA_CLASSES)]
@@ -404,7 +404,7 @@ def test_cli_shard_dataset_ucf101_fold_and_subset(tmp_path):
     videos, lists = _ucf(tmp_path)
     run_cli("shard", str(videos), "--set", "ucf", "--dataset", "ucf101", "--lists", str(lists), "--subset", "test",
             "--fold", "1", "--out", str(tmp_path / "shards"), "--short-side", "48", "--strict")
-    got = _shard_labels(tmp_path / "shards" / "ucf" / "test")
+    got = _shard_labels(tmp_path / "shards" / "ucf" / "val")  # the held-out subset goes where recipes read it
     assert {k: v[0] for k, v in got.items()} == {"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi": 0,
                                                  "Archery/v_Archery_g01_c01.avi": 1}
     bad = run_cli("shard", str(videos), "--set", "ucf", "--dataset", "ucf101", "--lists", str(lists), "--fold", "2",

@@ -1,5 +1,6 @@
 """What every dataset adapter shares: skipped items that name `file:line`, line and JSON readers,
-the packaged list files, and the fixed extensions tried where a list names a video without one.
+the packaged list files, and the fixed extensions tried where a list names a video without one
+(then a frame folder of that name).
 
 JSON annotation files are lists of objects, so their locator is `file[i]` (the 0-based entry)
 where a text file's is `file:line`.
@@ -11,7 +12,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..sources import SourceItem
+from ..frames import Resolver, is_frame_folder
+from ..sources import SourceItem, read_text
 
 DATA = Path(__file__).resolve().parents[2] / "data"  # packaged list files (see data/README.md)
 
@@ -24,15 +26,16 @@ def _skip(rel: str, where: str, reason: str) -> SourceItem:
 
 
 def _video(root: Path, rel: str, where: str, **fields) -> SourceItem:
-    """The item for video `root/rel`, or a skip naming `where` when the disk lacks it."""
-    path = root / rel
-    if not path.is_file():
-        return _skip(rel, where, f"missing file {path}")
+    """The item for video `root/rel` (or, where the tree holds frames, the frame folder of its
+    stem), or a skip naming `where` when the disk lacks it."""
+    path, problem = Resolver(root).resolve(rel)
+    if path is None:
+        return _skip(rel, where, problem)
     return SourceItem(id=rel, path=path, **fields)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    for n, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for n, raw in enumerate(read_text(path).splitlines(), start=1):
         line = raw.strip()
         if line:
             yield n, line
@@ -40,7 +43,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def _read_json(path: Path):
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
@@ -65,9 +68,12 @@ def _first_existing(candidates: list[Path]) -> Path | None:
 
 
 def _lookup(videos: Path, folders: list[str], stem: str) -> tuple[Path | None, str]:
-    """The first `<videos>/<folder>/<stem><ext>` that exists, and a description of what was tried."""
+    """The first `<videos>/<folder>/<stem><ext>` that exists, else the first frame folder
+    `<videos>/<folder>/<stem>/`, and a description of what was tried."""
     folders = list(dict.fromkeys(folders))
     found = _first_existing([videos / f / (stem + ext) for f in folders for ext in CANDIDATE_EXTENSIONS])
+    if found is None:
+        found = next((videos / f / stem for f in folders if is_frame_folder(videos / f / stem)), None)
     exts = ",".join(e.lstrip(".") for e in CANDIDATE_EXTENSIONS)
     tried = " and ".join(f"{videos / f / stem}.{{{exts}}}" for f in folders)
     return found, tried

@@ -26,6 +26,7 @@ class HMDB51:
         if not self.files:
             raise ValueError(f"{self.splits}: no '*{suffix}' split files")
         self.class_names = sorted(self.files)
+        self.split_rule = f"lines tagged {self.TAGS[subset]} in the 51 '<class>{suffix}' files"
 
     def items(self) -> Iterator[SourceItem]:
         for label, name in enumerate(self.class_names):

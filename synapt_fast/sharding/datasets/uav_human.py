@@ -35,6 +35,7 @@ class UAVHuman:
         if not self.videos.is_dir():
             raise FileNotFoundError(f"source folder {self.videos} does not exist")
         self.class_names = [f"A{i:03d}" for i in range(self.NUM_ACTIONS)]
+        self.split_rule = "cross-subject-v1: training subjects from the sutdcv/UAV-Human README, read from file names"
 
     def items(self) -> Iterator[SourceItem]:
         for path in sorted(self.videos.rglob("*")):
