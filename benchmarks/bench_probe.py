@@ -147,7 +147,7 @@ def markdown(record: dict) -> str:
     lines += ["", f"Largest top-1 difference in a cell: {record['max_top1_difference']:.3f}. The two differ only in "
               "where dropout (0.5) falls: per frame before averaging online, on the averaged feature cached "
               "(`synapt_fast/engine/probe_cache.py`); with dropout 0 they train the same weights "
-              "(`tests/test_probe_cache.py`)."]
+              "(`tests/engine/test_probe_cache.py`)."]
     return "\n".join(lines) + "\n"
 
 

@@ -139,6 +139,18 @@ def bench_train(
         bench.run(quick=quick, models=model or None, repeats=repeats, steps=steps, out_dir=out_dir or DEFAULT_OUT)
 
 
+@app.command("probe")
+def bench_probe(
+    quick: bool = typer.Option(False, help="2 cells x 2 epochs, 1 repeat: seconds."),
+    epochs: int = typer.Option(5, help="Linear-probe epochs per cell."),
+    repeats: int = typer.Option(2, help="Sweeps per mode, each from an empty feature cache (median reported)."),
+    out_dir: Optional[Path] = typer.Option(None, help="Where probe.{json,md,png} go (default: ./bench-results)."),
+) -> None:
+    """A linear-probe sweep on cached features against the same sweep online -> <out-dir>/probe.*"""
+    with benchmark("bench_probe") as bench:
+        bench.run(quick=quick, epochs=epochs, repeats=repeats, out_dir=out_dir or DEFAULT_OUT)
+
+
 @app.command("shapes")
 def bench_shapes(
     quick: bool = typer.Option(False, help="Tiny models at the recipes' frame counts, 1 round: seconds (CI)."),

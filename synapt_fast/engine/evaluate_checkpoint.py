@@ -86,14 +86,15 @@ def view_overrides(clips: int | None, crops: int | None) -> list[str]:
 
 def eval_loader(r: Recipe, env, split: str, layout: str):
     """A split read as the trainer reads its validation split, at the recipe's `[eval]` views."""
+    from synapt_fast.format.codecs import decode_for_trainer
     from synapt_fast.loader import Transform, make_loader
 
-    from .build import build_sampling, decode_for
+    from .build import build_sampling
 
     d = r.data
     transform = Transform(size=d.image_size, train_crop=d.train_crop, flip=d.flip, eval_crops=r.eval.crops,
                           resize_ratio=d.resize_ratio, layout=layout)
-    kw = dict(backend=d.backend, decode=decode_for(d.decode, env.device), rank=env.rank, world_size=env.world_size,
+    kw = dict(backend=d.backend, decode=decode_for_trainer(str(env.device), d.decode), rank=env.rank, world_size=env.world_size,
               seed=r.seed, workers=d.workers, prefetch=d.prefetch)
     return make_loader(split, build_sampling(r), transform, train=False,
                        batch_size=r.eval.batch_size or d.batch_size, **kw)

@@ -8,7 +8,7 @@ head alone. The trainer's loop is unchanged: `HeadOnly` stands in for the model 
 `CachedFeatures` for the loader, so steps, schedule, checkpoints, resume and SIGTERM behave as in
 an online probe, and so do the numbers, up to where dropout falls: the online CNNs drop per frame
 before averaging, the head here drops on the averaged feature (same expectation; with dropout 0
-the two give the same weights up to float rounding, as `tests/test_probe_cache.py` checks).
+the two give the same weights up to float rounding, as `tests/engine/test_probe_cache.py` checks).
 
 The cache is keyed by everything the features depend on (backbone file, data, views, seed,
 batch, processes, precision) and lives in `<output.dir>/feature_cache/<key>/`, so the cells of a
