@@ -37,8 +37,10 @@ def build_loaders(r: Recipe, env: Dist, sampling, layout: str):
     from synapt_fast.loader import Transform, make_loader
 
     d = r.data
+    # Channels-last 3D models get their clips from DALI in that memory format (no copy per step).
+    channels_last = r.model.channels_last and layout == "NCTHW" and d.backend == "dali"
     transform = Transform(size=d.image_size, train_crop=d.train_crop, flip=d.flip, eval_crops=r.eval.crops,
-                          resize_ratio=d.resize_ratio, layout=layout)
+                          resize_ratio=d.resize_ratio, layout=layout, channels_last=channels_last)
     common = dict(backend=d.backend, decode=decode_for_trainer(str(env.device), d.decode), rank=env.rank, world_size=env.world_size, seed=r.seed,
                   workers=d.workers, prefetch=d.prefetch)
     if d.backend == "dali":

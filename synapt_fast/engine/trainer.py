@@ -52,10 +52,33 @@ class DataError(RuntimeError):
     """The loader failed on the shards (most often a clip that does not decode)."""
 
 
-def loader_failure(key: str, split_dir, epoch: int, batch: int, error: Exception) -> DataError:
-    return DataError(f"{key}: the loader failed on {split_dir} in epoch {epoch + 1} near batch {batch + 1}: "
-                     f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}\n"
-                     f"  a clip that passes the size checks may still not decode: "
+def shards_read(split_dir, rank: int, world_size: int, epoch: int) -> list[str]:
+    """The tars of `split_dir` that `rank` reads in `epoch` (its contiguous share of the samples)."""
+    from synapt_fast.format.manifest import Manifest
+    from synapt_fast.loader.partition import rank_shard, shard_range
+
+    m = Manifest.load(split_dir)
+    mine = shard_range(m.num_samples, rank_shard(rank, epoch, world_size), world_size)
+    names, first = [], 0
+    for s in m.shards:
+        if first < mine.stop and mine.start < first + s.samples:
+            names.append(s.tar)
+        first += s.samples
+    return names
+
+
+def loader_failure(key: str, split_dir, epoch: int, batch: int, error: Exception, *, rank: int = 0,
+                   world_size: int = 1) -> DataError:
+    """DALI's decoder errors name neither shard nor sample: name the split, the tars this rank was
+    reading and the command that finds the bad clip."""
+    try:
+        tars = shards_read(split_dir, rank, world_size, epoch)
+        where = f" (rank {rank} reads {', '.join(tars[:6])}{' ...' if len(tars) > 6 else ''})"
+    except Exception:  # noqa: BLE001 - the message must not fail in its turn
+        where = ""
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return DataError(f"{key}: the loader failed on {split_dir}{where} in epoch {epoch + 1} near batch {batch + 1}: "
+                     f"{first_line}\n  a clip that passes the size checks may still not decode: "
                      f"`synapt-fast verify --decode {split_dir}` finds every bad clip")
 
 
@@ -234,7 +257,8 @@ class Trainer:
             try:
                 batch = next(it, None)
             except RuntimeError as e:  # DALI's decoder errors name neither shard nor sample
-                raise loader_failure("data.train", self.r.data.train, epoch, self.batch, e) from e
+                raise loader_failure("data.train", self.r.data.train, epoch, self.batch, e, rank=self.env.rank,
+                                     world_size=self.env.world_size) from e
             if batch is None:
                 return
             if len(batch.label) == 1 and self.has_batchnorm:
@@ -326,7 +350,8 @@ class Trainer:
         except RuntimeError as e:
             if isinstance(e, DataError) or "decod" not in str(e).lower():
                 raise
-            raise loader_failure("data.val", self.r.data.val, self.epoch - 1, 0, e) from e
+            raise loader_failure("data.val", self.r.data.val, 0, 0, e, rank=self.env.rank,
+                                 world_size=self.env.world_size) from e
 
     def fit(self) -> dict:
         from .metrics import ProgressDisplay

@@ -179,7 +179,7 @@ def video_pipeline(transform: Transform, train: bool, reader: dict | None = None
                   mean=[m * 255 for m in t.mean], std=[s * 255 for s in t.std])
     if train:
         crop = dict(crop=(t.size, t.size)) if t.train_crop == "center" else {}
-        layout = "CFHW" if t.layout == "NCTHW" else "FCHW"
+        layout = "FHWC" if t.channels_last else "CFHW" if t.layout == "NCTHW" else "FCHW"
         out = fn.crop_mirror_normalize(frames, mirror=mirror, output_layout=layout, **crop, **common)
     else:
         if t.resize_ratio != 1.0:

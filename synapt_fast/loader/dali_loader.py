@@ -237,6 +237,8 @@ class DaliVideoLoader(Epochs):
                 video, label, pos = video.pin_memory(), label.pin_memory(), pos.pin_memory()
             if not self.train:
                 video = arrange_eval(video, clips, self.transform.layout)
+            elif self.transform.channels_last:  # (N, T, H, W, C) viewed as NCTHW: channels_last_3d
+                video = video.permute(0, 4, 1, 2, 3)
             yield Batch(video=video, label=label.view(-1).long(), pos=pos.view(-1).long())
 
     def _lane_counts(self, epoch: int) -> list[int]:

@@ -49,6 +49,9 @@ class Transform:
     dtype: str = "float32"
     mean: tuple[float, float, float] = MEAN
     std: tuple[float, float, float] = STD
+    # NCTHW training clips stored channels-last (N, T, H, W, C in memory, viewed as N, C, T, H, W):
+    # what `torch.channels_last_3d` models want, written so by DALI instead of copied every step.
+    channels_last: bool = False
 
     def __post_init__(self):
         if self.train_crop not in TRAIN_CROPS:
@@ -59,6 +62,8 @@ class Transform:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.channels_last and self.layout != "NCTHW":
+            raise ValueError("channels_last applies to the NCTHW layout (3D CNNs) only")
 
     @property
     def eval_short_side(self) -> int:

@@ -128,7 +128,13 @@ def test_a_clip_that_does_not_decode_names_the_split_and_the_command(tiny_sets, 
     code = run_inprocess(recipe_file(tmp_path, tmp_path, "corrupt", optim__epochs=1))
     err = capsys.readouterr().err
     assert code == 4, err
-    assert f"data.train: the loader failed on {split}" in err and f"synapt-fast verify --decode {split}" in err
+    assert f"data.train: the loader failed on {split} (rank 0 reads {tar.name}" in err
+    assert f"synapt-fast verify --decode {split}" in err
+    # verify --decode then names the clip itself.
+    from tests.conftest import run_cli
+
+    proc = run_cli("verify", str(split), "--decode", check=False)
+    assert proc.returncode != 0 and tar.name in proc.stdout + proc.stderr
 
 
 def test_splits_too_small_to_train_or_evaluate_are_refused_up_front(tiny_sets, tmp_path):
