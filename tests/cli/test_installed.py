@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*cmd, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    env = dict(kw.pop("env", os.environ))
+    env.pop("PYTHONPATH", None)  # only the wheel may provide synapt_fast here
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, **kw)
     assert proc.returncode == 0, f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return proc
 

@@ -100,7 +100,7 @@ def test_a_runtime_failure_keeps_its_own_exit_code_through_torchrun(tiny_sets, t
     empty.write_bytes(b"")
     recipe = recipe_file(tmp_path, tiny_sets, "ft", model__mode="finetune", model__init=str(empty))
     code, out = finish(cli("train", str(recipe), "--nproc", "2"))
-    assert code == 2 and f"model.init: {empty} is empty or cut short" in out, out
+    assert code == 2 and f"{empty}: empty file (0 bytes), not a checkpoint" in out, out
 
 
 def test_exit_code_mapping():
