@@ -58,7 +58,7 @@ def test_demo_help_and_bench_loader_quick_from_any_folder(installed, tmp_path):
     out = tmp_path / "results"
     _run(installed / "synapt-fast", "bench", "loader", "--quick", "--out-dir", out, cwd=tmp_path, env=env)
     record = json.loads((out / "loader_quick.json").read_text())
-    assert record["modes"] and (out / "loader_quick.md").is_file()
+    assert record["lengths"] and (out / "loader_quick.md").is_file()
     assert not (tmp_path / "bench-results").exists()  # --out-dir was honoured
 
 
