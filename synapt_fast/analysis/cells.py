@@ -101,7 +101,7 @@ class Run:
                    val_split=str(hp.get("data.val") or r.get("val_set") or "?"), epoch_chosen=chosen, config=config)
 
 
-def _load_json(path: Path, skipped: list[str]):
+def load_json(path: Path, skipped: list[str]):
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
@@ -133,7 +133,7 @@ def find_runs(root: Path, skipped: list[str], exclude: Path | None = None) -> li
     hyper-parameters, else the configuration with the best mean over its seeds."""
     chosen_in: dict[Path, set[Path]] = {}  # sweep folder -> its chosen run folders (one per seed)
     for sweep_file in sorted(root.rglob("sweep.json")):
-        rec = _load_json(sweep_file, skipped)
+        rec = load_json(sweep_file, skipped)
         if isinstance(rec, dict):
             chosen = rec.get("chosen") if isinstance(rec.get("chosen"), dict) else {}
             runs = chosen.get("runs") if isinstance(chosen.get("runs"), list) else [chosen.get("run")]

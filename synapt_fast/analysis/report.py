@@ -34,7 +34,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cells import MODE_TITLES, MODEL_TITLES, Run, Source, find_runs
+from .cells import MODE_TITLES, MODEL_TITLES, Run, Source, load_json, find_runs
 from .figures import FIGURE_TITLES, drawable, has_matplotlib, plot
 
 PAPER_DATASETS = ("ucf101", "hmdb51", "mini_ssv2", "diving48", "ikea_fa", "uav_human")
@@ -68,14 +68,6 @@ class Report:
 
 
 # --- finding bias records ---------------------------------------------------------------------
-
-def _load_json(path: Path, skipped: list[str]):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        skipped.append(f"{path}: not readable JSON ({e})")
-        return None
-
 
 def find_bias(root: Path, skipped: list[str]) -> dict[str, dict]:
     """`synapt-fast bias` records below `root`, by dataset (the first file in path order wins)."""
@@ -282,7 +274,7 @@ def build(root: Path, exclude: Path | None = None, shapes: Path | None = None) -
             "table5", "Table 5: 16-frame TSN, fine-tuned", t5, families=["Kinetics", "Synthetic"],
             modes=("finetune",), scratch=False, columns=columns))
     if shapes is not None:
-        record = _load_json(shapes, skipped)
+        record = load_json(shapes, skipped)
         if isinstance(record, dict) and "throughput" in record:
             report.tables.append(throughput_table(record, str(shapes)))
         elif record is not None:
