@@ -116,6 +116,7 @@ class Trainer:
         self.train_seconds, self.train_clips = 0.0, 0
         self.last_eval = None
         self.last_save = time.monotonic()
+        self._gpu_peak = 0.0  # MiB in use on the GPU as the driver counts it, the most seen so far
 
     # --- checkpoints ------------------------------------------------------------------------
     def state(self) -> dict:
@@ -191,6 +192,7 @@ class Trainer:
         display.start_epoch(epoch, r.optim.epochs, batches, start_batch)
         guard = NonFiniteGuard(env.device, limit=25 if self.scaler else 1)
         meter = StepMeter(env.device)
+        agree_until = min(self._steps(epoch))  # the last batch every rank still has (see _stop_now)
         self.batch = start_batch
         # A thread fetches the next batch while this step runs (see loader/prefetch.py).
         device_id = getattr(self.train_loader, "device_id", None)  # the thread uses DALI's CUDA device
@@ -205,7 +207,7 @@ class Trainer:
                 meter.update(loss, len(label), wait)
                 self.step += 1
                 self.schedule.step()
-                stop = self._stop_now(epoch)
+                stop = self._stop_now(agree_until)
                 save_due = env.main and (stop or self._checkpoint_due())
                 if meter.steps == r.output.log_every or save_due or stop:
                     # Every rank checks at its log steps; rank 0 also before it saves.
@@ -218,7 +220,7 @@ class Trainer:
         guard.check(lambda: self._nonfinite_message(epoch))
         return self._end_epoch(epoch, meter.finish())
 
-    def _stop_now(self, epoch: int) -> bool:
+    def _stop_now(self, agree_until: int) -> bool:
         """Whether to stop after this step because some rank got SIGTERM.
 
         Ranks agree through a collective (a one-element all-reduce), so they all stop after the
@@ -229,7 +231,7 @@ class Trainer:
         """
         if self.ddp is None:
             return self.stop_requested
-        if self.batch % self.r.output.log_every or self.batch > min(self._steps(epoch)):
+        if self.batch % self.r.output.log_every or self.batch > agree_until:
             return False
         return self._stop_agreed()
 
@@ -308,7 +310,7 @@ class Trainer:
         if self.env.device.type == "cuda":
             from synapt_fast.loader.handoff import device_memory_in_use
 
-            self._gpu_peak = max(getattr(self, "_gpu_peak", 0.0), device_memory_in_use(self.env.device.index) / 2**20)
+            self._gpu_peak = max(self._gpu_peak, device_memory_in_use(self.env.device.index) / 2**20)
             peak = max(peak, self._gpu_peak)
         return round(peak, 1)
 

@@ -359,8 +359,15 @@ def test_device_and_version_choices_for_gpu_launchers():
     assert no_buffer_sync_kwargs(here) == {key: False}
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA generator state needs a GPU")
 def test_rng_state_keeps_only_this_processes_gpu():
     state = ckpt.rng_state()
     assert "cuda" not in state  # never every visible GPU's state: a resume may see fewer
+    assert torch.equal(state["cuda_device"], torch.cuda.get_rng_state())
+    torch.cuda.manual_seed(123)
     ckpt.set_rng_state(state)
-    assert torch.equal(torch.get_rng_state(), state["torch"])
+    assert torch.equal(torch.cuda.get_rng_state(), state["cuda_device"])
+    # a checkpoint of the older kind (every visible GPU's state) still restores this GPU's
+    ckpt.set_rng_state({**{k: v for k, v in state.items() if k != "cuda_device"}, "cuda": [state["cuda_device"]]})
+    assert torch.equal(torch.cuda.get_rng_state(), state["cuda_device"])
