@@ -43,7 +43,6 @@ def headline(name: str, r: dict) -> dict:
                     "default_clips_per_s": x["clips_per_s"][x["default"]],
                     "default_over_best_peer": x["default_over_best_peer"],
                     "default_over_best_peer_cpu": x["default_over_best_peer_cpu"],
-                    "for_mode_over_best_peer_cpu": x["for_mode_over_best_peer_cpu"],
                     "share_of_decode_ceiling": x["share_of_decode_ceiling"]}
         return out
     if name == "gop":

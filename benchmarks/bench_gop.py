@@ -68,7 +68,7 @@ def make_split(root: Path, clips: int, frames: int, gop: int) -> tuple[Path, flo
     out = root / f"f{frames}_g{gop}" / "train"
     t0 = time.perf_counter()
     shard_source(SampleSource(6, -(-clips // 6), frames, 320, 240), out, ShardOptions("gop", "train", workers=2),
-                 EncodeOptions(short_side=128, gop=gop))
+                 EncodeOptions(codec="vp9", short_side=128, gop=gop))
     seconds = time.perf_counter() - t0
     return out, Manifest.load(out).num_samples / seconds
 

@@ -1,12 +1,14 @@
 """The GPU suite: what this project cannot measure on a CPU, in one command of under ten minutes.
 
-1. `nvdec`: DALI's GPU ("mixed") decoder, frames/s per codec (VP9, H.264, HEVC) at short side
+1. `nvdec`: DALI's GPU ("mixed") decoder, frames/s per codec (MJPEG, VP9, H.264, HEVC) at short side
    128 and 256 (HEVC: 144, NVDEC's smallest HEVC picture, instead of 128), on shards made on the
    fly (`shard_source` with `EncodeOptions(codec=...)` from rendered clips); decode only, dense
    32x2 indices.
 2. `loader`: the DALI loader with `decode="gpu"` per sampling mode (segments 8x1, dense 8x1,
-   dense 32x2) on the VP9 short-side-128 shards: clips/s with the GPU defaults (lanes x decoder
-   threads, `dali_loader.GPU_LANES`) against the earlier one lane of two threads.
+   dense 32x2) on the default (MJPEG) short-side-128 shards: clips/s with the GPU defaults (lanes
+   x decoder threads, `dali_loader.GPU_LANES`) against the earlier one lane of two threads; and
+   TSN segments on 10 s clips (the length of Kinetics clips), MJPEG and VP9 GOP 32, the same
+   per-frame streams the CPU decoder gets.
 3. `train`: bf16 autocast forward + backward clips/s per full-size model (`bench_model.bench_one`).
 4. `data_wait`: a bf16 training loop of each full-size model fed by the real GPU loader: the share
    of the step spent waiting for the next batch.
@@ -34,13 +36,14 @@ from pathlib import Path
 from benchio import bar_chart, write_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CODECS = ("vp9", "h264", "hevc")
+CODECS = ("mjpeg", "vp9", "h264", "hevc")
 SHORT_SIDES = (128, 256)
 MODES = {
     "segments 8x1": dict(mode="segments", num_frames=8),
     "dense 8x1": dict(mode="dense", num_frames=8, interval=1),
     "dense 32x2": dict(mode="dense", num_frames=32, interval=2),
 }
+LONG_CODECS = ("mjpeg", "vp9")  # the default shards and the smaller VP9 ones
 FULL_MODELS = ("tsn_r50", "i3d_r50", "r2plus1d_r50", "timesformer_b16")
 # The GPU loader's defaults against the single lane of two threads it had before.
 LOADER_CONFIGS = {"default": {}, "1 lane x 2 threads": {"lanes": 1, "workers": 2}}
@@ -59,13 +62,14 @@ def plan(clips: int = 96, batch: int = 16, model_batch: int = 8, repeats: int = 
         "nvdec": {"codecs": list(CODECS), "short_sides": list(SHORT_SIDES), "clips": clips,
                   "source": "rendered 3 s 320x240 -> 30 fps, GOP 32", "indices": "dense 32x2",
                   "batch": batch, "repeats": repeats},
-        "loader": {"modes": list(MODES), "codec": "vp9", "short_side": 128, "clips": clips, "batch": batch,
+        "loader": {"modes": list(MODES), "codec": "mjpeg", "short_side": 128, "clips": clips, "batch": batch,
+                   "long": {"mode": "segments 8x1", "seconds": 10, "codecs": list(LONG_CODECS)},
                    "output": "112x112 float32 NCTHW, train mode", "decode": "gpu", "repeats": repeats,
                    "configs": {name: cfg for name, cfg in LOADER_CONFIGS.items()}},
         "train": {"models": list(FULL_MODELS), "precision": "bf16", "batch": model_batch, "warmup": 3,
                   "repeats": 10},
         "data_wait": {"models": list(FULL_MODELS), "precision": "bf16", "batch": model_batch, "steps": 20,
-                      "loader": "DALI decode=gpu, VP9 short side 256, 224x224, the model's sampling"},
+                      "loader": "DALI decode=gpu, MJPEG short side 256, 224x224, the model's sampling"},
         "budget_s": 600,
     }
 
@@ -88,13 +92,13 @@ def gpu_unavailable() -> str | None:
     return None
 
 
-def make_split(root: Path, codec: str, short_side: int, clips: int) -> Path:
+def make_split(root: Path, codec: str, short_side: int, clips: int, frames: int = 90) -> Path:
     from synapt_fast.synth.sampleclips import SampleSource
     from synapt_fast.sharding.pipeline import ShardOptions, shard_source
     from synapt_fast.sharding.transcode import EncodeOptions
 
-    out = root / f"{codec}_{short_side}" / "train"
-    shard_source(SampleSource(6, max(1, clips // 6), 90, 320, 240), out, ShardOptions("gpu", "train", workers=4),
+    out = root / f"{codec}_{short_side}_{frames}" / "train"
+    shard_source(SampleSource(6, max(1, clips // 6), frames, 320, 240), out, ShardOptions("gpu", "train", workers=4),
                  EncodeOptions(codec=codec, short_side=short_side, gop=32))
     return out
 
@@ -223,7 +227,7 @@ def run(*, out_dir: Path = RESULTS, clips: int = 96, log=print) -> dict:
             row = {}
             for r in range(p["loader"]["repeats"]):  # configurations alternated, one epoch each per round
                 for cfg, kw in LOADER_CONFIGS.items():
-                    row.setdefault(cfg, []).extend(loader_rate(splits[("vp9", 128)], spec, p["loader"]["batch"], 1,
+                    row.setdefault(cfg, []).extend(loader_rate(splits[("mjpeg", 128)], spec, p["loader"]["batch"], 1,
                                                                **kw))
             record["loader"][name] = {"per_repeat_clips_per_s": row["default"],
                                       "clips_per_s": statistics.median(row["default"]),
@@ -231,6 +235,12 @@ def run(*, out_dir: Path = RESULTS, clips: int = 96, log=print) -> dict:
                                                         "clips_per_s": statistics.median(v)} for cfg, v in row.items()}}
             log(f"GPU loader {name}: " + ", ".join(f"{cfg} {statistics.median(v):.0f}" for cfg, v in row.items())
                 + " clips/s")
+        for codec in LONG_CODECS:  # TSN segments over 10 s clips: the per-frame cuts on NVDEC
+            long_split = make_split(Path(tmp), codec, 128, clips, frames=300)
+            rates = loader_rate(long_split, MODES["segments 8x1"], p["loader"]["batch"], p["loader"]["repeats"])
+            record["loader"][f"segments 8x1, 10 s, {codec}"] = {"per_repeat_clips_per_s": rates,
+                                                                "clips_per_s": statistics.median(rates)}
+            log(f"GPU loader segments 8x1 on 10 s {codec} clips: {statistics.median(rates):.0f} clips/s")
         _save(record, out_dir)
         dev = torch.device("cuda")
         for m in FULL_MODELS:
@@ -239,7 +249,7 @@ def run(*, out_dir: Path = RESULTS, clips: int = 96, log=print) -> dict:
                                         repeats=t["repeats"], device=dev)
             record["train"][m] = row
             log(f"bf16 train {m}: {row['clips_per_s']:.1f} clips/s")
-            record["data_wait"][m] = data_wait(m, splits[("vp9", 256)], p["data_wait"]["batch"],
+            record["data_wait"][m] = data_wait(m, splits[("mjpeg", 256)], p["data_wait"]["batch"],
                                                p["data_wait"]["steps"])
             log(f"data wait {m}: {record['data_wait'][m]['data_wait']:.1%}")
             _save(record, out_dir)
@@ -269,7 +279,8 @@ def to_markdown(r: dict) -> str:
     cfgs = list(LOADER_CONFIGS)
     lines += ["", "| GPU loader mode | " + " | ".join(f"{c} clips/s" for c in cfgs) + " |",
               "|---|" + "---:|" * len(cfgs)]
-    lines += [f"| {k} | " + " | ".join(f"{v['configs'][c]['clips_per_s']:.0f}" if c in v.get("configs", {}) else "-"
+    lines += [f"| {k} | " + " | ".join(f"{v['configs'][c]['clips_per_s']:.0f}" if c in v.get("configs", {})
+                                      else f"{v['clips_per_s']:.0f}" if c == "default" else "-"
                                       for c in cfgs) + " |" for k, v in r["loader"].items()]
     lines += ["", "| model | bf16 train clips/s | data wait |", "|---|---:|---:|"]
     lines += [f"| {m} | {r['train'][m]['clips_per_s']:.1f} | "

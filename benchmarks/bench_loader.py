@@ -7,16 +7,17 @@ written as a download would be: H.264 (x264 veryfast, CRF 20), x264's default lo
 (keyframes up to 250 frames apart) and B-frames. No real footage is used (none on this machine).
 
 Splits made from those files:
-- `vp9`: `synapt-fast shard` defaults (VP9 in IVF, short side 128, GOP 32, shard format 3);
+- `default`: `synapt-fast shard` defaults (MJPEG in IVF, every frame a keyframe, short side 128,
+  shard format 3);
+- `vp9`, `vp9 GOP 8`: the same in VP9 (`--codec vp9`), GOP 32 and GOP 8 (`--sampling segments`);
 - `mp4 long GOP`: the downloaded files packed as they are (`--codec h264 --short-side 0 --copy`);
 - `mp4 GOP 32`: the files re-encoded as a careful user would (H.264, short side 128, GOP 32, no
   B-frames).
 
 Contenders, training mode (random sampling, TSN multi-scale crop, flip, normalise, 112x112 float32):
-- `dali-frame`, `dali-clip`: the DALI loader (reader source, CPU decoder, 2 single-thread lanes)
-  on the vp9 split, each sampled frame decoded from its own keyframe / each clip from the keyframe
-  before its first sampled frame; `default` is whichever `make_loader` picks for the mode;
-- `dali-seek` (10 s, segments and uniform only): the DALI loader's PyAV seeking source;
+- `default`: `make_loader` with its defaults (reader source, CPU decoder, 2 single-thread lanes,
+  the cut it picks for the split and mode) on the default split;
+- `vp9 GOP 32`, `vp9 GOP 8`: the same loader on the VP9 splits;
 - `decode-only`: the default's reader, frame indices, cuts and decoder, nothing else (the
   ceiling at the same indices);
 - `pyav <split>`: torch DataLoader with 2 worker processes, webdataset + PyAV with keyframe
@@ -24,8 +25,11 @@ Contenders, training mode (random sampling, TSN multi-scale crop, flip, normalis
 - `torchcodec <split>`: the same DataLoader with torchcodec's CPU decoder (`torchcodec_loader`).
 
 Per contender: median clips/s and CPU milliseconds per clip (all threads and processes) of
-`repeats` whole epochs after a warm-up epoch, contenders alternated. Also frames the decoder goes
-through per clip under each cut, and the default loader's resident memory over 10 epochs.
+`repeats` whole epochs after a warm-up epoch, contenders alternated. Each sample is packed
+`copies` times, so that an epoch is long enough for a pipeline's start and end to weigh about
+as little as in training. Also frames the decoder goes through per clip in each split, each
+split's bytes per second of video and PSNR against the source, and the default loader's
+resident memory over 10 epochs.
 Writes `benchmarks/results/loader.{json,md,png}`. Run: `synapt-fast bench loader [--quick]`.
 """
 
@@ -53,9 +57,10 @@ MODES = {
     "uniform 8": dict(mode="uniform", num_frames=8),
 }
 PEER_SPLITS = {"mp4 long GOP": "mp4long", "mp4 GOP 32": "mp4gop32"}
+DALI_SPLITS = {"vp9 GOP 32": "vp9", "vp9 GOP 8": "vp9gop8"}  # beside the default split
 
 
-def make_splits(root: Path, seconds: float, classes: int, per_class: int, copies: int) -> dict[str, Path]:
+def make_splits(root: Path, seconds: float, classes: int, per_class: int, copies: int) -> tuple[dict[str, Path], Path]:
     """The downloaded-like H.264 files, the splits made from them, each sample packed `copies`
     times (epochs long enough that a pipeline's start and end weigh as little as in training,
     without encoding more clips: each copy gets its own random frame indices and crop)."""
@@ -63,11 +68,12 @@ def make_splits(root: Path, seconds: float, classes: int, per_class: int, copies
     from synapt_fast.sharding.pipeline import ShardOptions, shard_source
     from synapt_fast.sharding.sources import FolderSource
     from synapt_fast.sharding.subsets import Selection, read_split, write_subset
-    from synapt_fast.sharding.transcode import EncodeOptions, gop_for
+    from synapt_fast.sharding.encoder import EncodeOptions, gop_for
 
     folder = make_camera_folder(root / "src", classes, per_class, seconds)
-    encodings = {"vp9": EncodeOptions(),  # the shard defaults
-                 "vp9gop8": EncodeOptions(gop=gop_for("segments"), sampling="segments"),
+    encodings = {"default": EncodeOptions(),  # the shard defaults
+                 "vp9": EncodeOptions(codec="vp9"),
+                 "vp9gop8": EncodeOptions(codec="vp9", gop=gop_for("segments"), sampling="segments"),
                  "mp4long": EncodeOptions(codec="h264", short_side=0, gop=250, copy=True, mp4=True),
                  "mp4gop32": EncodeOptions(codec="h264", short_side=128, gop=32, mp4=True)}
     out = {}
@@ -78,6 +84,37 @@ def make_splits(root: Path, seconds: float, classes: int, per_class: int, copies
         sel = Selection(m.class_names, {i: i for i in range(len(m.class_names))}, samples * copies)
         out[name] = root / name / "train"
         write_subset(once, out[name], m, sel, seed=0, info={"copies": copies})
+    return out, folder
+
+
+def storage(splits: dict[str, Path], folder: Path, max_clips: int = 6) -> dict:
+    """Per split: bytes per second of video, and PSNR (dB) of its first clips against the source
+    files scaled to the same size (RGB, area interpolation, as `shard` scales them)."""
+    import numpy as np
+    import webdataset as wds
+
+    import av
+    from synapt_fast.format.manifest import Manifest
+    from synapt_fast.sharding.transcode import decode_all
+
+    out = {}
+    for name, split in splits.items():
+        m = Manifest.load(split)
+        seconds = m.num_frames / m.encoding["fps"]
+        row = {"bytes_per_s": round(sum(s.bytes for s in m.shards) / seconds)}
+        if name != "mp4long":  # the source files themselves
+            errs = []
+            for sample in wds.WebDataset([str(split / s.tar) for s in m.shards], shardshuffle=False):
+                meta = json.loads(sample["meta.json"])
+                got = decode_all(sample[m.video_ext]).astype(np.float64)
+                with av.open(str(folder / meta["id"])) as c:
+                    ref = np.stack([f.reformat(width=got.shape[2], height=got.shape[1], format="rgb24",
+                                               interpolation="AREA").to_ndarray() for f in c.decode(video=0)])
+                errs.append(((got - ref[:len(got)]) ** 2).mean())
+                if len(errs) >= max_clips:
+                    break
+            row["psnr_db"] = round(float(10 * np.log10(255 ** 2 / np.mean(errs))), 2)
+        out[name] = row
     return out
 
 
@@ -107,62 +144,53 @@ print(json.dumps(out))
             if len(mib) >= 7 else None}
 
 
-def contenders(splits: dict[str, Path], sampling, transform, length: str, batch_size: int, workers: int,
-               skipped: dict) -> tuple[dict, str]:
+def contenders(splits: dict[str, Path], sampling, transform, batch_size: int, workers: int,
+               skipped: dict) -> dict:
     from synapt_fast.loader import make_loader
 
     import torchcodec_loader  # beside this file; spawned DataLoader workers import it by name
 
     common = dict(train=True, batch_size=batch_size, workers=workers)
-    default = make_loader(splits["vp9"], sampling, transform, **common)
-    out = {f"dali-{c}": make_loader(splits["vp9"], sampling, transform, cut=c, **common) for c in ("frame", "clip")}
-    if length == "10 s" and sampling.mode in ("segments", "uniform"):
-        out["dali-seek"] = make_loader(splits["vp9"], sampling, transform, source="seek", **common)
-    out["decode-only"] = Stage(default, "decode")
-    # The shard-time candidate: shards made with `--sampling segments` (GOP 8), the default cut.
-    out["dali GOP 8"] = make_loader(splits["vp9gop8"], sampling, transform, **common)
+    out = {"default": make_loader(splits["default"], sampling, transform, **common)}
+    out["decode-only"] = Stage(out["default"], "decode")
+    for label, name in DALI_SPLITS.items():
+        out[label] = make_loader(splits[name], sampling, transform, **common)
     for label, name in PEER_SPLITS.items():
         out[f"pyav {label}"] = make_loader(splits[name], sampling, transform, backend="reference", **common)
         if "torchcodec" not in skipped:
             out[f"torchcodec {label}"] = torchcodec_loader.TorchCodecLoader(splits[name], sampling, transform,
                                                                              **common)
-    return out, f"dali-{default.cut}"
+    return out
 
 
 def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b else None
 
 
-def summarise(res: dict, default: str, work: dict, for_mode: str) -> dict:
-    """Figures of one length and mode. `default`: the default loader on the default shards;
-    `for_mode`: the default loader on the shards `shard --sampling MODE` makes."""
+def summarise(res: dict, work: dict) -> dict:
+    """Figures of one length and mode; `default` is the default loader on the default shards."""
     rate = {k: v["clips_per_s"] for k, v in res.items()}
     cpu = {k: v["cpu_ms_per_clip"] for k, v in res.items()}
     peers = [k for k in res if k.startswith(("pyav", "torchcodec"))]
     by_rate = max(peers, key=rate.get)
     by_cpu = min(peers, key=cpu.get)
     return {
-        "default": default,
+        "default": "default",
         "clips_per_s": rate, "cpu_ms_per_clip": cpu, "runs": {k: v["runs"] for k, v in res.items()},
         "best_peer_by_rate": by_rate, "best_peer_by_cpu": by_cpu,
-        "default_over_best_peer": _ratio(rate[default], rate[by_rate]),
-        "default_over_best_peer_cpu": _ratio(cpu[by_cpu], cpu[default]),
-        "share_of_decode_ceiling": _ratio(rate[default], rate["decode-only"]),
-        "share_of_decode_ceiling_cpu": _ratio(cpu["decode-only"], cpu[default]),
-        "for_mode": for_mode,
-        "for_mode_over_best_peer": _ratio(rate[for_mode], rate[by_rate]),
-        "for_mode_over_best_peer_cpu": _ratio(cpu[by_cpu], cpu[for_mode]),
+        "default_over_best_peer": _ratio(rate["default"], rate[by_rate]),
+        "default_over_best_peer_cpu": _ratio(cpu[by_cpu], cpu["default"]),
+        "share_of_decode_ceiling": _ratio(rate["default"], rate["decode-only"]),
+        "share_of_decode_ceiling_cpu": _ratio(cpu["decode-only"], cpu["default"]),
         "frames_decoded_per_clip": work,
     }
 
 
 def run(clips: int = 24, repeats: int = 3, batch_size: int = 8, workers: int = 2, out_dir: Path = RESULTS,
         quick: bool = False, lengths: list[str] | None = None, modes: list[str] | None = None,
-        copies: int = 4) -> dict:
+        copies: int = 12) -> dict:
     from synapt_fast.loader import Sampling, Transform
     from synapt_fast.engine.machine import machine_info
-    from synapt_fast.sharding.transcode import gop_for
-
     import torchcodec_loader
 
     lengths = {k: v for k, v in LENGTHS.items() if not lengths or k in lengths}
@@ -178,35 +206,40 @@ def run(clips: int = 24, repeats: int = 3, batch_size: int = 8, workers: int = 2
         skipped["torchcodec"] = reason
         print(f"torchcodec contenders skipped: {reason}", flush=True)
     transform = Transform(size=112, layout="NCTHW")
-    results, memory = {}, None
+    results, memory, stored = {}, None, {}
     with tempfile.TemporaryDirectory() as tmp:
         for length, seconds in lengths.items():
-            splits = make_splits(Path(tmp) / length.replace(" ", ""), seconds, classes, per_class, copies)
+            splits, folder = make_splits(Path(tmp) / length.replace(" ", ""), seconds, classes, per_class, copies)
+            stored[length] = storage(splits, folder)
+            print(f"{length} storage: {stored[length]}", flush=True)
             results[length] = {}
             for name, spec in modes.items():
                 sampling = Sampling(**spec)
-                loaders, default = contenders(splits, sampling, transform, length, batch_size, workers, skipped)
+                loaders = contenders(splits, sampling, transform, batch_size, workers, skipped)
                 res = measure(loaders, repeats, log=lambda s: print(f"{length:4s} {name:10s} {s}", flush=True))
-                work = {c: frames_decoded(splits["vp9"], sampling, c)["decoded_per_clip"] for c in ("frame", "clip")}
+                work = {label: frames_decoded(splits[split], sampling, loaders[label].cut)["decoded_per_clip"]
+                        for label, split in {"default": "default", **DALI_SPLITS}.items()}
                 work["sampled"] = sampling.frames_per_clip()
-                for_mode = "dali GOP 8" if gop_for(sampling.mode) == 8 else default
-                results[length][name] = summarise(res, default, work, for_mode)
+                results[length][name] = summarise(res, work)
                 del loaders
             if length == "10 s" or quick:
-                memory = dict(rss_growth(splits["vp9"], epochs=10 if not quick else 2), length=length)
+                memory = dict(rss_growth(splits["default"], epochs=10 if not quick else 2), length=length)
     targets = check_targets(results, memory)
     record = {
         "benchmark": "loader",
         "machine": machine_info(),
         "params": {"clips_per_length": classes * per_class, "copies": copies, "classes": classes,
                    "source": "sampleclips.camera: 320x240, 30 fps, H.264 CRF 20 long GOP with B-frames",
-                   "vp9": "synapt-fast shard defaults: VP9/IVF, short side 128, GOP 32, format 3",
-                   "vp9gop8": "the same with GOP 8 (`synapt-fast shard --gop 8`)",
+                   "default": "synapt-fast shard defaults: MJPEG in IVF (every frame a keyframe), short side 128, "
+                              "format 3",
+                   "vp9": "`synapt-fast shard --codec vp9`: VP9/IVF, short side 128, GOP 32, format 3",
+                   "vp9gop8": "the same with GOP 8 (`--codec vp9 --sampling segments`)",
                    "mp4 long GOP": "the H.264 files as they are (x264 default keyint 250, B-frames), 320x240",
                    "mp4 GOP 32": "H.264 re-encoded: short side 128, GOP 32, no B-frames",
                    "output": "112x112 float32 NCTHW, train mode (multi-scale crop, flip)", "batch_size": batch_size,
-                   "workers": workers, "repeats": repeats, "shared_machine": True},
+                   "workers": workers, "repeats": repeats},
         "lengths": results,
+        "storage": stored,
         "memory": memory,
         "targets": targets,
         "skipped": skipped,
@@ -224,15 +257,10 @@ def check_targets(results: dict, memory: dict | None) -> dict:
     out["default >= 1.2x the best user-made peer by clips/s and by CPU per clip, every mode and length"] = {
         "met": all(a is not None and b is not None and a >= 1.2 and b >= 1.2 for a, b in beat.values()),
         "figures": beat}
-    beat = {f"{length} {mode}": (x["for_mode_over_best_peer"], x["for_mode_over_best_peer_cpu"])
-            for length, modes in results.items() for mode, x in modes.items()}
-    out["the same, on shards made for the mode (`shard --sampling MODE`)"] = {
-        "met": all(a is not None and b is not None and a >= 1.2 and b >= 1.2 for a, b in beat.values()),
-        "figures": beat}
     if {"3 s", "10 s"} <= set(results) and "segments 8" in results["3 s"]:
         s3, s10 = results["3 s"]["segments 8"], results["10 s"]["segments 8"]
-        cost = _ratio(s10["cpu_ms_per_clip"][s10["default"]], s3["cpu_ms_per_clip"][s3["default"]])
-        wall = _ratio(s3["clips_per_s"][s3["default"]], s10["clips_per_s"][s10["default"]])
+        cost = _ratio(s10["cpu_ms_per_clip"]["default"], s3["cpu_ms_per_clip"]["default"])
+        wall = _ratio(s3["clips_per_s"]["default"], s10["clips_per_s"]["default"])
         out["segments at 10 s cost <= 1.5x segments at 3 s per clip"] = {
             "met": cost is not None and cost <= 1.5 and wall is not None and wall <= 1.5,
             "figures": {"cpu_ms_ratio": cost, "wall_ratio": wall}}
@@ -269,11 +297,11 @@ def to_markdown(r: dict) -> str:
         "# Loader throughput", "",
         f"![clips/s per contender, length and mode]({r['plot']})", "",
         f"{p['clips_per_length']} distinct clips per length, each packed {p['copies']} times ({p['source']}); "
-        f"shards: vp9 = {p['vp9']}; GOP 8 = {p['vp9gop8']}; "
+        f"shards: default = {p['default']}; vp9 GOP 32 = {p['vp9']}; vp9 GOP 8 = {p['vp9gop8']}; "
         f"mp4 long GOP = {p['mp4 long GOP']}; mp4 GOP 32 = {p['mp4 GOP 32']}. Output {p['output']}; batch "
         f"{p['batch_size']}, {p['workers']} workers (DALI lanes / DataLoader processes); median of {p['repeats']} "
-        "epochs after a warm-up epoch, contenders alternated. The machine was shared with other work while this "
-        "ran: clips/s move with that load, CPU ms per clip much less.", "",
+        "epochs after a warm-up epoch, contenders alternated. Load from other work moves clips/s (the load "
+        "average is on the machine line); CPU ms per clip moves much less.", "",
         describe(r["machine"]) + ".", "",
     ]
     for length, modes in r["lengths"].items():
@@ -286,18 +314,21 @@ def to_markdown(r: dict) -> str:
             lines.append(f"| {mode} | {x['default']} | " + " | ".join(cells) + " |")
         lines += ["", "Cells: median clips/s (CPU milliseconds per clip).", "",
                   "| mode | default / best peer (clips/s) | best peer by clips/s | default / best peer (CPU per clip) "
-                  "| best peer by CPU | shards for the mode / best peer (clips/s, CPU) "
-                  "| default / decode-only (clips/s) | (CPU) | frames decoded per clip: "
-                  "frame cuts / clip cut / sampled |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| best peer by CPU | default / decode-only (clips/s) | (CPU) | frames decoded per clip: "
+                  "default / vp9 GOP 32 / vp9 GOP 8 / sampled |", "|---|---|---|---|---|---|---|---|"]
         for mode, x in modes.items():
             w = x["frames_decoded_per_clip"]
             lines.append(f"| {mode} | {_x(x['default_over_best_peer'])} | {x['best_peer_by_rate']} | "
                          f"{_x(x['default_over_best_peer_cpu'])} | {x['best_peer_by_cpu']} | "
-                         f"{x['for_mode']}: {_x(x['for_mode_over_best_peer'])}, "
-                         f"{_x(x['for_mode_over_best_peer_cpu'])} | "
                          f"{x['share_of_decode_ceiling']:.0%} | {x['share_of_decode_ceiling_cpu']:.0%} | "
-                         f"{w['frame']:.0f} / {w['clip']:.0f} / {w['sampled']} |")
+                         f"{w['default']:.0f} / {w['vp9 GOP 32']:.0f} / {w['vp9 GOP 8']:.0f} / {w['sampled']} |")
         lines.append("")
+        st = r.get("storage", {}).get(length)
+        if st:
+            lines += ["| split | kB per second of video | PSNR vs the source (dB) |", "|---|---|---|"]
+            lines += [f"| {k} | {v['bytes_per_s'] / 1000:.1f} | "
+                      + (f"{v['psnr_db']:.1f}" if "psnr_db" in v else "(the source)") + " |" for k, v in st.items()]
+            lines.append("")
     for k, why in r.get("skipped", {}).items():
         lines += [f"Skipped contenders `{k}`: {why}", ""]
     mem = r["memory"] or {}
@@ -315,7 +346,7 @@ def to_markdown(r: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=24, help="distinct clips per length")
-    ap.add_argument("--copies", type=int, default=4, help="times each clip is packed")
+    ap.add_argument("--copies", type=int, default=12, help="times each clip is packed")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)

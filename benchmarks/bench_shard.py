@@ -1,7 +1,7 @@
 """Sharding throughput: `synapt-fast shard` against Debian's `ffmpeg` CLI doing the same transcode.
 
 Reference set: N generated 3 s 320x240 H.264 clips (25 fps, 4 classes) -> VP9, short side 128,
-30 fps, GOP 32, the encoder settings of `EncodeOptions()`. Contenders, alternated within each
+30 fps, GOP 32, the encoder settings of `EncodeOptions(codec="vp9")`. Contenders, alternated within each
 repeat so machine drift hits all of them:
 
 - `shard-1w` / `shard-2w`: the sharder with 1 and 2 worker processes (decode check, resample,
@@ -78,7 +78,7 @@ def run(clips: int = 200, repeats: int = 3, out_dir: Path = RESULTS, quick: bool
         clips, repeats = 6, 1
     if not shutil.which("ffmpeg"):
         raise SystemExit("ffmpeg not found: install Debian's ffmpeg (apt install ffmpeg) for the peer baseline")
-    opts = EncodeOptions()
+    opts = EncodeOptions(codec="vp9")  # the ffmpeg peer runs the same VP9 encoder settings
     version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
     contenders = {
         "shard-1w": lambda src, out: run_shard(src, out, 1, opts),

@@ -15,6 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from synapt_fast.synth.sampleclips import make_folder  # noqa: E402
 from synapt_fast.sharding.pipeline import ShardOptions, shard_source  # noqa: E402
 from synapt_fast.sharding.sources import FolderSource  # noqa: E402
+from synapt_fast.sharding.transcode import EncodeOptions  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +28,7 @@ def clip_folder(tmp_path_factory) -> Path:
 def vp9_split(clip_folder, tmp_path_factory) -> Path:
     """A VP9 shard split of `clip_folder` (9 clips, 3 per shard)."""
     out = tmp_path_factory.mktemp("shards") / "demo" / "train"
-    shard_source(FolderSource(clip_folder), out, ShardOptions("demo", "train", max_count=3))
+    shard_source(FolderSource(clip_folder), out, ShardOptions("demo", "train", max_count=3), EncodeOptions(codec="vp9"))
     return out
 
 

@@ -73,11 +73,15 @@ def test_bench_all_quick_writes_every_record_and_the_summary(tmp_path):
 
     loader = json.loads((tmp_path / "loader_quick.json").read_text())
     mode = loader["lengths"]["3 s"]["segments 8"]
-    assert {"dali-frame", "dali-clip", "dali GOP 8", "decode-only", "pyav mp4 long GOP",
+    assert {"default", "vp9 GOP 32", "vp9 GOP 8", "decode-only", "pyav mp4 long GOP",
             "pyav mp4 GOP 32"} <= set(mode["clips_per_s"])
-    assert mode["default"] == "dali-frame"  # TSN segments: each sampled frame from its own keyframe
     assert mode["best_peer_by_rate"] in mode["clips_per_s"] and mode["default_over_best_peer"] > 0
-    assert mode["frames_decoded_per_clip"]["frame"] <= mode["frames_decoded_per_clip"]["clip"]
+    # The default shards (MJPEG) leave the decoder only the sampled frames; VP9 more.
+    work = mode["frames_decoded_per_clip"]
+    assert work["default"] == work["sampled"] == 8 < work["vp9 GOP 8"] <= work["vp9 GOP 32"]
+    st = loader["storage"]["3 s"]
+    assert all(v["bytes_per_s"] > 0 for v in st.values()) and 25 < st["default"]["psnr_db"] < 80
+    assert "psnr_db" not in st["mp4long"]  # the source files themselves
     assert len(loader["memory"]["rss_mib_per_epoch"]) == 2 and loader["targets"]
     # The torchcodec peers are measured beside the others, or their absence is recorded with the reason.
     if "torchcodec mp4 GOP 32" in mode["clips_per_s"]:
@@ -118,8 +122,9 @@ def test_bench_shapes_names_a_recipe_with_an_unknown_dataset(tmp_path):
 
 def test_bench_gpu_plan_covers_codecs_modes_and_models():
     plan = json.loads(run_cli("bench", "gpu", "--plan").stdout)
-    assert plan["nvdec"]["codecs"] == ["vp9", "h264", "hevc"] and plan["nvdec"]["short_sides"] == [128, 256]
+    assert plan["nvdec"]["codecs"] == ["mjpeg", "vp9", "h264", "hevc"] and plan["nvdec"]["short_sides"] == [128, 256]
     assert plan["loader"]["modes"] == ["segments 8x1", "dense 8x1", "dense 32x2"] and plan["loader"]["decode"] == "gpu"
+    assert plan["loader"]["codec"] == "mjpeg" and plan["loader"]["long"]["seconds"] == 10
     assert plan["train"]["precision"] == "bf16" and len(plan["train"]["models"]) == 4
     assert plan["budget_s"] <= 600
 

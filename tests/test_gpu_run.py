@@ -123,10 +123,12 @@ def test_a_partial_gpu_record_still_renders(tmp_path):
     record = {"benchmark": "gpu", "machine": machine_info(), "plan": bench_gpu.plan(), "plot": None,
               "nvdec": {"vp9 128": {"per_repeat_frames_per_s": [1.0], "frames_per_s": 1.0}},
               "loader": {"dense 8x1": {"per_repeat_clips_per_s": [2.0], "clips_per_s": 2.0,
-                                       "configs": {"default": {"clips_per_s": 2.0}}}},
+                                       "configs": {"default": {"clips_per_s": 2.0}}},
+                         "segments 8x1, 10 s, mjpeg": {"per_repeat_clips_per_s": [4.0], "clips_per_s": 4.0}},
               "train": {"tsn_r50": {"clips_per_s": 3.0}}, "data_wait": {}}
     bench_gpu._save(record, tmp_path)
     md = (tmp_path / "gpu.md").read_text()
-    assert "| vp9 128 | 1 |" in md and "| dense 8x1 | 2 | - |" in md and "| tsn_r50 | 3.0 | - |" in md
+    assert "| vp9 128 | 1 |" in md and "| dense 8x1 | 2 | - |" in md and "| segments 8x1, 10 s, mjpeg | 4 | - |" in md
+    assert "| tsn_r50 | 3.0 | - |" in md
     assert json.loads((tmp_path / "gpu.json").read_text())["nvdec"]["vp9 128"]["frames_per_s"] == 1.0
     assert bench_gpu.short_side_for("hevc", 128) == 144 and bench_gpu.short_side_for("vp9", 128) == 128

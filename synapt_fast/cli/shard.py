@@ -36,7 +36,8 @@ def shard(
     class_seed: int = typer.Option(0, help="--dataset mit150: seed of the 150-class choice (use the same for "
                                            "every split)."),
     out: Path = typer.Option(Path("shards"), help="Output root: <out>/<set>/<split>/."),
-    codec: str = typer.Option("vp9", help="vp9 (DALI CPU+GPU) | h264 | hevc (GPU only) | mjpeg."),
+    codec: str = typer.Option("mjpeg", help="mjpeg (every frame a keyframe) | vp9 (smaller; DALI CPU+GPU) | h264 | "
+                                                 "hevc (GPU only)."),
     fps: float = typer.Option(30.0, help="Constant output frame rate."),
     frame_rate: float = typer.Option(30.0, help="Frame rate of frame-folder clips (<class>/<video>/00001.jpg), "
                                                 "which declare none."),
@@ -66,7 +67,7 @@ def shard(
 
     from synapt_fast.sharding.pipeline import ShardOptions, shard_source
     from synapt_fast.sharding.sources import FolderSource, ListSource, read_class_names
-    from synapt_fast.sharding.transcode import EncodeOptions, gop_for
+    from synapt_fast.sharding.encoder import EncodeOptions, gop_for
 
     if dataset is None and (lists or subset):
         raise fail("--lists and --subset go with --dataset")

@@ -13,7 +13,7 @@ the stream has no leading (RASL / RADL) pictures at all: a CRA then starts a cle
 an IDR. Raw streams carry no timestamps, so the decoder must not build a timestamp index
 (`build_index=False`).
 
-The shard writer uses this form for H.264 only. HEVC shards stay in MP4 (`transcode.CODECS`):
+The shard writer uses this form for H.264 only. HEVC shards stay in MP4 (`encoder.CODECS`):
 x265 without B-frames was not deterministic between runs; the parsing here handles HEVC streams
 (tested on x265 output) for when it is.
 

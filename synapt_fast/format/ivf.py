@@ -1,4 +1,4 @@
-"""IVF, the raw VP8 / VP9 container, and where each clip's keyframes start.
+"""IVF, the raw VP8 / VP9 container (also MJPEG's here), and where each clip's keyframes start.
 
 DALI 2.4's CPU decoder does not seek: it decodes from frame 0 up to the last frame requested,
 whatever the GOP (benchmarks/README.md, performance note 2), so a dense clip late in a video paid
@@ -13,6 +13,10 @@ from a keyframe up to the end of one wanted frame, then from the next wanted fra
 and so on, is again a valid stream (a VP8 / VP9 keyframe resets every reference), and it decodes
 to the wanted frames at known positions. For that the writer also stores where every frame
 starts (`FRAMES`, shard format 3), so that a piece can end right after its wanted frame.
+
+MJPEG clips travel in IVF too (fourcc `MJPG`, which FFmpeg's IVF demuxer, and so DALI's
+decoders, map to MJPEG): every frame is a keyframe, so the per-frame cuts leave the decoder
+exactly the sampled frames. FFmpeg's IVF muxer takes only VP8, VP9 and AV1; `write` packs them.
 """
 
 from __future__ import annotations
@@ -47,8 +51,25 @@ def frames(data: bytes) -> tuple[bytes, list[tuple[int, int]]]:
     return fourcc, out
 
 
+FOURCCS = {"vp8": b"VP80", "vp9": b"VP90", "mjpeg": b"MJPG"}
+
+
+def write(fourcc: bytes, width: int, height: int, rate: tuple[int, int], packets: list[bytes]) -> bytes:
+    """An IVF stream of `packets`, one frame each, frame i at timestamp i in time base
+    rate[1] / rate[0] (`rate`: frames per second as numerator, denominator)."""
+    if any(not p for p in packets):
+        raise ValueError("IVF frames cannot be empty")
+    out = [struct.pack("<4sHH4sHHIII4x", b"DKIF", 0, HEADER, fourcc, width, height, rate[0], rate[1], len(packets))]
+    for i, p in enumerate(packets):
+        out += [struct.pack("<IQ", len(p), i), p]
+    return b"".join(out)
+
+
 def is_keyframe(fourcc: bytes, payload: bytes) -> bool:
-    """Whether a VP8 / VP9 frame is a keyframe, from the first byte of its uncompressed header."""
+    """Whether a frame is a keyframe: from the first byte of a VP8 / VP9 frame's uncompressed
+    header; every MJPEG frame is one."""
+    if fourcc == b"MJPG":
+        return True
     b = payload[0]
     if fourcc == b"VP80":
         return b & 1 == 0  # frame tag bit 0: 0 = key frame
@@ -59,7 +80,7 @@ def is_keyframe(fourcc: bytes, payload: bytes) -> bool:
         if (b >> (3 - shift)) & 1:
             return False  # shows an earlier frame again: no picture data
         return (b >> (2 - shift)) & 1 == 0
-    raise ValueError(f"IVF stream of codec {fourcc!r}: only VP8 and VP9 are handled")
+    raise ValueError(f"IVF stream of codec {fourcc!r}: only VP8, VP9 and MJPEG are handled")
 
 
 def keyframe_table(data: bytes) -> np.ndarray:

@@ -234,7 +234,9 @@ def keyframe_cut(manifest, sampling: Sampling, cut: str = "auto") -> str:
     else:  # H.264 / HEVC elementary streams are cut per clip; other containers not at all
         can = ("clip",) if manifest.video_ext in annexb.EXTS else ()
     if cut == "auto":
-        want = DEFAULT_CUT[sampling.mode]
+        # Every frame of an MJPEG stream is a keyframe: per-frame cuts decode only the sampled
+        # frames, a dense clip's too (a stride of 2 decodes half the span's frames).
+        want = "frame" if manifest.codec == "mjpeg" else DEFAULT_CUT[sampling.mode]
         return want if want in can else (can[-1] if can else "none")
     if cut not in can:
         raise ValueError(f"{manifest.set}/{manifest.split}: shard format {manifest.format_version} "

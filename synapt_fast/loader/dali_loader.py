@@ -176,12 +176,18 @@ class DaliVideoLoader(Epochs):
     in page-locked memory, for a CUDA trainer fed by CPU decoding.
     A split that fails the quick check, or whose codec the chosen decoder cannot read, is refused
     before DALI opens it.
+
+    `use_mmap` (default): the reader maps the tars instead of copying every sample into its
+    shuffle buffer. Copies of 256 whole 10 s clips per lane cost more CPU than decoding the
+    sampled frames of a dense clip (benchmarks/README.md, note 18). DALI segfaults on a tar
+    truncated under a mapping; the quick check refuses any tar whose size differs from the
+    manifest's before DALI opens it, and `use_mmap=False` reads with copies (a clean error).
     """
 
     def __init__(self, split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool,
                  batch_size: int, decode: str = "auto", source: str = "reader", rank: int = 0, world_size: int = 1,
                  seed: int = 0, workers: int = 2, prefetch: int = 2, shuffle_buffer: int = 256,
-                 use_mmap: bool = False, lanes: int | None = None, pin_memory: bool = False, cut: str = "auto"):
+                 use_mmap: bool = True, lanes: int | None = None, pin_memory: bool = False, cut: str = "auto"):
         self.split_dir = split_dir = Path(split_dir)
         self.manifest = quick_check(split_dir)
         self.device = decode_device(self.manifest.codec, decode, encoding=self.manifest.encoding,

@@ -251,6 +251,11 @@ def _suggestions(split_dir, m, sampling, transform, loader, work, limit) -> list
     if m.video_ext == "ivf" and m.format_version < 3 and sampling.mode in ("segments", "uniform"):
         out.append(f"shard format {m.format_version} cannot be cut per sampled frame; re-shard with this version "
                    f"(format 3) so that {sampling.mode} sampling decodes from each frame's own keyframe")
+    if m.codec != "mjpeg" and work["decoded_per_clip"] > 1.5 * work["sampled_per_clip"]:
+        out.append(f"{m.codec}: the decoder goes through {work['decoded_per_clip']:.0f} frames per clip for "
+                   f"{work['sampled_per_clip']:.0f} sampled; shards of the default codec (`synapt-fast shard`, MJPEG: "
+                   f"every frame a keyframe) leave it only the sampled frames, for more bytes "
+                   f"(benchmarks/results/loader.md has both)")
     gop = enc.get("gop") or 0
     if loader.cut in ("frame", "clip") and gop > 8 and work["decoded_per_clip"] > 2 * work["sampled_per_clip"]:
         cut = loader.cut

@@ -9,7 +9,8 @@ from pathlib import Path
 import av
 
 from .frames import FrameFolderError, frame_files
-from .transcode import BadClip, EncodeOptions, Encoded, _encoded, _Encoder, resample, target_size
+from .encoder import EncodeOptions, _Encoder, target_size
+from .transcode import BadClip, Encoded, _encoded, resample
 
 
 def _image(path: Path) -> av.VideoFrame:

@@ -11,95 +11,23 @@ import io
 import math
 import stat
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from synapt_fast.format import annexb, ivf
+from .encoder import EncodeOptions, _Encoder, target_size
 from .sources import Frames, SourceItem
 
-# codec -> (encoder, container format, member extension, pixel format)
-CODECS: dict[str, tuple[str, str, str, str]] = {
-    # IVF, not WebM: a raw VP9 stream the DALI loader can cut at any keyframe (see `ivf`).
-    "vp9": ("libvpx-vp9", "ivf", "ivf", "yuv420p"),
-    # An Annex-B elementary stream, not MP4: cut at any keyframe like IVF (see `annexb`).
-    "h264": ("libx264", "h264", "h264", "yuv420p"),
-    # HEVC stays in MP4: a raw stream must have no B-frames (see `annexb`), and x265 without
-    # B-frames gave different bytes for the same clip in 1-19 of 40 runs on a loaded machine
-    # (its thread pool off or on), breaking the same-inputs-same-bytes guarantee.
-    "hevc": ("libx265", "mp4", "mp4", "yuv420p"),
-    # Full-range JPEG 4:2:0 is what MJPEG decoders (DALI's included) expect.
-    "mjpeg": ("mjpeg", "matroska", "mkv", "yuvj420p"),
-}
 # PyAV's decoder names -> our codec names, for recognising conforming inputs (--copy).
 _DECODER_NAMES = {"vp9": "vp9", "libvpx-vp9": "vp9", "h264": "h264", "hevc": "hevc", "mjpeg": "mjpeg"}
 
 
-# The GOP `synapt-fast shard --sampling MODE` picks for the sampling the shards are made for. With
-# each sampled frame decoded from its own keyframe (shard format 3), TSN segments and uniform
-# sampling decode about half a GOP per sampled frame: on 10 s camera-like clips GOP 8 took 2.7x
-# less CPU a clip than GOP 32 for segments 8 and 1.5x less for uniform 8, for 1.3-1.7x the bytes
-# (benchmarks/README.md, note 17). Dense clips are one run of frames: GOP 8 saved 0-17 % there.
-GOP_FOR_SAMPLING = {"segments": 8, "uniform": 8, "dense": 32}
-
-
-def gop_for(sampling: str | None) -> int:
-    """The GOP for shards meant for `sampling` (a sampling mode; None: the default, 32)."""
-    if sampling is None:
-        return 32
-    if sampling not in GOP_FOR_SAMPLING:
-        raise ValueError(f"sampling must be one of {sorted(GOP_FOR_SAMPLING)}, got {sampling!r}")
-    return GOP_FOR_SAMPLING[sampling]
-
-
 class BadClip(Exception):
     """The clip cannot be used; the message is the reason recorded in the manifest."""
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """How clips are normalised and encoded. Recorded verbatim in each split's manifest."""
-
-    codec: str = "vp9"
-    fps: float = 30.0
-    short_side: int = 128  # 0 keeps the source size (rounded down to even)
-    max_seconds: float | None = None
-    gop: int = 32  # frames between keyframes
-    quality: int | None = None  # CRF for vp9/h264/hevc, qscale for mjpeg; None = codec default below
-    speed: str = "fast"  # fast | good: encoder effort
-    copy: bool = False  # pack already-conforming inputs without re-encoding
-    sampling: str | None = None  # the sampling mode the shards are meant for (chose the GOP; recorded)
-    # h264 / hevc: keep the MP4 container (the loader then decodes each clip from frame 0): for
-    # tools and peer loaders that read MP4, as users' own downloads are
-    mp4: bool = False
-    frame_rate: float = 30.0  # the rate of frame-folder inputs, which declare none (the paper's 30 fps)
-
-    def __post_init__(self):
-        if self.codec not in CODECS:
-            raise ValueError(f"codec must be one of {sorted(CODECS)}, got {self.codec!r}")
-        if self.speed not in ("fast", "good"):
-            raise ValueError(f"speed must be 'fast' or 'good', got {self.speed!r}")
-        if self.sampling is not None:
-            gop_for(self.sampling)  # names the mode if unknown
-        if self.fps <= 0 or self.gop < 1 or self.short_side < 0 or self.frame_rate <= 0:
-            raise ValueError("fps, frame_rate and gop must be positive and short_side >= 0")
-        if self.mp4 and self.codec not in ("h264", "hevc"):
-            raise ValueError(f"mp4 applies to h264 and hevc only, not {self.codec!r}")
-
-    def spec(self) -> tuple[str, str, str, str]:
-        """(encoder, container format, member extension, pixel format) these options write."""
-        encoder, fmt, ext, pix = CODECS[self.codec]
-        return (encoder, "mp4", "mp4", pix) if self.mp4 else (encoder, fmt, ext, pix)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        encoder, fmt, ext, pix = self.spec()
-        d.update(encoder=encoder, container=fmt, ext=ext, pix_fmt=pix)
-        return d
 
 
 @dataclass(frozen=True)
@@ -140,36 +68,6 @@ def _reorders(data: bytes) -> bool:
     """Whether an encoded stream has pictures out of display order (B-frames)."""
     with av.open(io.BytesIO(data)) as c:
         return bool(c.streams.video[0].codec_context.has_b_frames)
-
-
-def _encoder_options(opts: EncodeOptions) -> dict[str, str]:
-    # One encoder thread per clip: parallelism comes from worker processes, and single-threaded
-    # encoders are bit-for-bit deterministic.
-    q = opts.quality
-    if opts.codec == "vp9":
-        fast = opts.speed == "fast"
-        return {"crf": str(32 if q is None else q), "b": "0", "g": str(opts.gop), "threads": "1",
-                "deadline": "realtime" if fast else "good", "cpu-used": "8" if fast else "2",
-                "row-mt": "0", "lag-in-frames": "0" if fast else "25"}
-    if opts.codec in ("h264", "hevc"):
-        preset = "veryfast" if opts.speed == "fast" else "medium"
-        o = {"crf": str((23 if opts.codec == "h264" else 28) if q is None else q), "g": str(opts.gop),
-             "preset": preset, "threads": "1"}
-        if opts.codec == "hevc":
-            o["x265-params"] = f"log-level=error:keyint={opts.gop}:pools=1:frame-threads=1"
-        else:
-            o["bf"] = "0"  # no B-frames: decode order equals display order, cheaper seeking
-        return o
-    return {"q:v": str(3 if q is None else q), "threads": "1"}
-
-
-def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """Scale so the short side is `short_side` (0 = keep), both sides even and at least 2."""
-    if short_side:
-        scale = short_side / min(width, height)
-        width, height = width * scale, height * scale
-    even = lambda v: max(2, int(round(v)) // 2 * 2)  # noqa: E731
-    return even(width), even(height)
 
 
 def _frame_times(container: av.container.InputContainer, stream) -> Iterator[tuple[float, av.VideoFrame]]:
@@ -221,49 +119,6 @@ def resample(timed: Iterator[tuple[float, object]], fps: float, end_gap: float,
         out_i += 1
 
 
-class _Encoder:
-    def __init__(self, opts: EncodeOptions, width: int, height: int):
-        encoder, fmt, self.ext, pix = opts.spec()
-        self.buf = io.BytesIO()
-        # bitexact: no random segment UIDs or timestamps, so identical inputs give identical bytes.
-        self.out = av.open(self.buf, mode="w", format=fmt, options={"fflags": "+bitexact"})
-        rate = Fraction(opts.fps).limit_denominator(1001)
-        self.stream = self.out.add_stream(encoder, rate=rate, options=_encoder_options(opts))
-        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix
-        self.time_base = 1 / rate
-        self.color_range = 2 if pix.startswith("yuvj") else 1  # JPEG (full) or MPEG (limited)
-        self.pix, self.width, self.height, self.count = pix, width, height, 0
-        # One reformatter per clip: it keeps its swscale context, which costs many times a frame's
-        # conversion to set up (a bare frame.reformat() builds a new one every call;
-        # benchmarks/README.md, performance note 1).
-        self._reformatter = VideoReformatter()
-        self._last_in = self._last_out = None
-
-    def add(self, frame: av.VideoFrame) -> None:
-        # Colour range must be explicit: swscale otherwise copies a full-range (JPEG) tag onto
-        # limited-range output and every decoder downstream shifts the levels.
-        src_range = frame.color_range or (2 if frame.format.name.startswith("yuvj") else 1)
-        if frame.format.name.startswith(("rgb", "bgr", "gbr")):
-            src_range = 2
-        if frame is not self._last_in:  # resampling repeats frames; convert each only once
-            out = self._reformatter.reformat(frame, width=self.width, height=self.height, format=self.pix,
-                                             interpolation="AREA", src_color_range=src_range,
-                                             dst_color_range=self.color_range)
-            out.color_range = self.color_range
-            self._last_in, self._last_out = frame, out
-        frame = self._last_out
-        frame.pts, frame.time_base = self.count, self.time_base  # constant rate: pts = frame number
-        for packet in self.stream.encode(frame):
-            self.out.mux(packet)
-        self.count += 1
-
-    def finish(self) -> bytes:
-        for packet in self.stream.encode():
-            self.out.mux(packet)
-        self.out.close()
-        return self.buf.getvalue()
-
-
 def _declared_seconds(container, stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -312,6 +167,15 @@ def _conforming(stream, opts: EncodeOptions) -> bool:
 
 def remux(data: bytes, fmt: str) -> bytes:
     """The first video stream of an encoded clip in another container, packets unchanged."""
+    if fmt == "ivf":
+        with av.open(io.BytesIO(data)) as src:
+            s = src.streams.video[0]
+            name = _DECODER_NAMES.get(s.codec_context.name)
+            if name == "mjpeg":  # not FFmpeg's IVF muxer's: packed here
+                rate = Fraction(s.average_rate or s.guessed_rate or 30).limit_denominator(1001)
+                packets = [bytes(p) for p in src.demux(video=0) if p.size]
+                return ivf.write(ivf.FOURCCS[name], s.codec_context.width, s.codec_context.height,
+                                 (rate.numerator, rate.denominator), packets)
     buf = io.BytesIO()
     with av.open(io.BytesIO(data)) as src, av.open(buf, "w", format=fmt, options={"fflags": "+bitexact"}) as dst:
         stream = dst.add_stream_from_template(src.streams.video[0])

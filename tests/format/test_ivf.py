@@ -19,7 +19,7 @@ from synapt_fast.format.verify import _frames_problem, _keyframes_problem
 
 def _clip(speed: str, gop: int = 8, n: int = 40) -> bytes:
     item = SourceItem("r", 0, "c", render=lambda: Frames(render(3, 1, n, 160, 128), 30.0))
-    enc = encode_item(item, EncodeOptions(gop=gop, speed=speed))
+    enc = encode_item(item, EncodeOptions(codec="vp9", gop=gop, speed=speed))
     assert enc.ext == "ivf" and enc.num_frames == n
     assert np.array_equal(enc.keyframes, keyframe_table(enc.data))
     return enc.data

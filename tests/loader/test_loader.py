@@ -39,7 +39,7 @@ def loader_for(backend: str, *args, **kw):
 
 def _split(root: Path, name: str, source, **encode) -> Path:
     out = root / name / "train"
-    shard_source(source, out, ShardOptions(name, "train", max_count=5), EncodeOptions(**encode))
+    shard_source(source, out, ShardOptions(name, "train", max_count=5), EncodeOptions(**{"codec": "vp9", **encode}))
     return out
 
 
@@ -52,6 +52,8 @@ def splits(tmp_path_factory):
         "good": _split(root, "good", SampleSource(3, 4, 40, 160, 128), gop=8, speed="good"),
         "static": _split(root, "static", SampleSource(2, 2, 20, 160, 128, static=True)),
         "short": _split(root, "short", SampleSource(2, 2, 3, 160, 128)),
+        # Every frame a keyframe: the per-frame cuts give the decoder only the sampled frames.
+        "mjpeg": _split(root, "mjpeg", SampleSource(3, 4, 40, 160, 128), codec="mjpeg"),
     }
 
 
@@ -101,7 +103,9 @@ def _pyav_reference(split: Path, size: int) -> dict[int, np.ndarray]:
     ("reference", Sampling("dense", 4), "good"),
     # IBM's evaluation placement, computed in DALI's float32 graph: the same frames as numpy's
     ("dali", Sampling("segments", 8, style="ibm"), "main"),
-    ("dali", Sampling("dense", 4, interval=3, num_clips=3, style="ibm"), "good")])
+    ("dali", Sampling("dense", 4, interval=3, num_clips=3, style="ibm"), "good"),
+    ("dali", Sampling("segments", 8), "mjpeg"), ("dali", Sampling("dense", 8, interval=2, num_clips=2), "mjpeg"),
+    ("dali", Sampling("uniform", 6), "mjpeg")])
 def test_frames_equal_pyav_frames_for_the_same_indices(splits, backend, sampling, split):
     t = Transform(size=128, resize_ratio=1.0, layout="NTCHW", **RAW)
     decoded = _pyav_reference(splits[split], 128)
@@ -177,7 +181,8 @@ def _as_version_2(split: Path, out: Path) -> Path:
 # offsets on a 3-frame clip can step back).
 @pytest.mark.parametrize("split,sampling", [
     ("main", Sampling("segments", 8)), ("main", Sampling("segments", 3, frames_per_segment=2)),
-    ("good", Sampling("uniform", 5)), ("short", Sampling("segments", 8)), ("main", Sampling("dense", 4, interval=3))])
+    ("good", Sampling("uniform", 5)), ("short", Sampling("segments", 8)), ("main", Sampling("dense", 4, interval=3)),
+    ("mjpeg", Sampling("dense", 4, interval=2)), ("mjpeg", Sampling("segments", 8))])
 def test_per_frame_cuts_give_the_clips_of_one_cut_per_clip_and_resume_exactly(splits, split, sampling, tmp_path):
     """Decoding each sampled frame from its own keyframe (default for segments and uniform on format
     3) gives exactly the frames, crops and order of one cut per clip, and of a format 2 split."""
@@ -196,7 +201,8 @@ def test_per_frame_cuts_give_the_clips_of_one_cut_per_clip_and_resume_exactly(sp
         skip = len(frame) - len(other[1])
         assert [p for p, _ in other[1]] == [p for p, _ in frame[skip:]]
         assert all(torch.equal(a, b) for (_, a), (_, b) in zip(other[1], frame[skip:]))
-    expected = "clip" if sampling.mode == "dense" else "frame"
+    # Dense clips are one run of frames, cut once; every MJPEG frame is a keyframe, cut per frame.
+    expected = "clip" if sampling.mode == "dense" and split != "mjpeg" else "frame"
     assert make_loader(splits[split], sampling, t, train=True, batch_size=3).cut == expected
     with pytest.raises(ValueError, match="shard format 2 .* cannot be cut per frame"):
         make_loader(v2, sampling, t, train=True, batch_size=3, cut="frame")

@@ -23,9 +23,10 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "tsn_r50_8x1_kinetics
 
 @pytest.fixture(scope="module")
 def long_gop_split(tmp_path_factory) -> Path:
-    """4 s clips (120 frames) at GOP 32: TSN segments leave most of each GOP undecoded."""
+    """4 s VP9 clips (120 frames) at GOP 32: TSN segments leave most of each GOP undecoded."""
     out = tmp_path_factory.mktemp("tp") / "tp" / "train"
-    shard_source(SampleSource(2, 3, 120, 160, 128), out, ShardOptions("tp", "train", max_count=3), EncodeOptions(gop=32))
+    shard_source(SampleSource(2, 3, 120, 160, 128), out, ShardOptions("tp", "train", max_count=3),
+                 EncodeOptions(codec="vp9", gop=32))
     return out
 
 
@@ -40,6 +41,14 @@ def test_frames_decoded_counts_what_each_cut_leaves_the_decoder(long_gop_split):
     dense = Sampling("dense", 8)
     assert frames_decoded(long_gop_split, dense, "frame")["decoded_per_clip"] == \
         frames_decoded(long_gop_split, dense, "clip")["decoded_per_clip"]  # one run of frames: the same
+
+
+def test_on_mjpeg_shards_the_decoder_goes_through_only_the_sampled_frames(tmp_path):
+    out = tmp_path / "mj" / "train"
+    shard_source(SampleSource(2, 2, 120, 160, 128), out, ShardOptions("mj", "train"), EncodeOptions(codec="mjpeg"))
+    for s in (Sampling("segments", 8), Sampling("dense", 16, interval=2), Sampling("uniform", 8)):
+        assert frames_decoded(out, s, "frame")["decoded_per_clip"] == s.frames_per_clip()
+    assert frames_decoded(out, Sampling("dense", 16, interval=2), "clip")["decoded_per_clip"] == 31
 
 
 def _bench(split: Path, out: Path, *extra: str):
@@ -57,6 +66,7 @@ def test_bench_loader_on_a_users_split_measures_stages_and_suggests_shard_settin
     assert set(r["wall_ms_per_clip"]) == {"decode", "augmentation", "hand-over"}
     assert r["frames"]["sampled_per_clip"] == 8
     assert any("--gop 8" in s for s in r["suggestions"]), r["suggestions"]
+    assert any("MJPEG: every frame a keyframe" in s for s in r["suggestions"]), r["suggestions"]
     for words in ("decode-only ceiling", "limited by", "suggestion: GOP 32"):
         assert words in proc.stdout, words
     # A format 2 split (no frame table) is cut per clip, and told what re-sharding would give it.

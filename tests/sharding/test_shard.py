@@ -121,11 +121,15 @@ def test_parts_write_disjoint_shards_and_merge(clip_folder, tmp_path):
 
 
 def test_sampling_picks_the_gop_and_the_manifest_records_both(clip_folder, tmp_path):
-    """`shard --sampling segments` makes GOP 8 shards (sparse sampling decodes about half a GOP per
-    sampled frame); an explicit --gop wins; an unknown mode is refused by name."""
-    for args, gop, sampling in ((["--sampling", "segments"], 8, "segments"), (["--sampling", "dense"], 32, "dense"),
-                                (["--sampling", "uniform", "--gop", "4"], 4, "uniform"), ([], 32, None)):
-        out = tmp_path / f"g{gop}{sampling}"
+    """`shard --codec vp9 --sampling segments` makes GOP 8 shards (sparse sampling decodes about
+    half a GOP per sampled frame); an explicit --gop wins; an unknown mode is refused by name. The
+    default codec (MJPEG) has every frame a keyframe, and records GOP 1 whatever is asked."""
+    vp9 = ["--codec", "vp9"]
+    for args, gop, sampling in (([*vp9, "--sampling", "segments"], 8, "segments"),
+                                ([*vp9, "--sampling", "dense"], 32, "dense"),
+                                ([*vp9, "--sampling", "uniform", "--gop", "4"], 4, "uniform"), (vp9, 32, None),
+                                ([], 1, None), (["--sampling", "segments", "--gop", "8"], 1, "segments")):
+        out = tmp_path / f"g{gop}{sampling}{len(args)}"
         run_cli("shard", str(clip_folder), "--set", "g", "--out", str(out), *args)
         m = Manifest.load(out / "g" / "train")
         assert (m.encoding["gop"], m.encoding["sampling"], m.format_version) == (gop, sampling, 3), args
