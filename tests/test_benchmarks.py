@@ -82,7 +82,8 @@ def test_bench_all_quick_writes_every_record_and_the_summary(tmp_path):
     st = loader["storage"]["3 s"]
     assert all(v["bytes_per_s"] > 0 for v in st.values()) and 25 < st["default"]["psnr_db"] < 80
     assert "psnr_db" not in st["mp4long"]  # the source files themselves
-    assert len(loader["memory"]["rss_mib_per_epoch"]) == 2 and loader["targets"]
+    assert len(loader["memory"]["rss_mib_per_epoch"]) == len(loader["memory"]["rss_anon_mib_per_epoch"]) == 2
+    assert loader["targets"]
     # The torchcodec peers are measured beside the others, or their absence is recorded with the reason.
     if "torchcodec mp4 GOP 32" in mode["clips_per_s"]:
         assert mode["clips_per_s"]["torchcodec mp4 GOP 32"] > 0 and loader["machine"]["versions"]["torchcodec"]

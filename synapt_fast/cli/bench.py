@@ -67,7 +67,7 @@ def bench_loader(
     recipe: Optional[Path] = typer.Option(None, help="With SPLIT_DIR: the recipe TOML whose data settings to use."),
     override: Optional[list[str]] = typer.Option(None, "--set", help="With SPLIT_DIR: recipe section.key=value."),
     clips: int = typer.Option(24, help="Distinct clips per length (camera-like, 320x240 H.264 sources)."),
-    copies: int = typer.Option(4, help="Times each clip is packed (epochs of clips x copies samples)."),
+    copies: int = typer.Option(12, help="Times each clip is packed (epochs of clips x copies samples)."),
     repeats: int = typer.Option(3, help="Timed epochs per contender and mode (median reported)."),
     batch_size: int = typer.Option(8, help="Clips per batch."),
     workers: int = typer.Option(2, help="DALI threads / DataLoader worker processes."),

@@ -43,9 +43,11 @@ def shard(
                                                 "which declare none."),
     short_side: int = typer.Option(128, help="Resize so the short side is this (even); 0 keeps the size."),
     max_seconds: Optional[float] = typer.Option(None, help="Cap each clip's duration."),
-    gop: Optional[int] = typer.Option(None, help="Frames between keyframes (default 32, or chosen for --sampling)."),
+    gop: Optional[int] = typer.Option(None, help="Frames between keyframes for vp9 / h264 / hevc (default 32, or chosen "
+                                                 "for --sampling); every MJPEG frame is one."),
     sampling: Optional[str] = typer.Option(None, help="The sampling mode these shards are for (segments | uniform | "
-                                                      "dense): picks the GOP for it (8, 8, 32) unless --gop is given."),
+                                                      "dense), recorded; with vp9 / h264 / hevc it picks the GOP (8, 8, 32) "
+                                                      "unless --gop is given."),
     quality: Optional[int] = typer.Option(None, help="CRF (vp9/h264/hevc) or qscale (mjpeg); default per codec."),
     speed: str = typer.Option("fast", help="Encoder effort: fast | good."),
     copy: bool = typer.Option(False, "--copy", help="Pack already-conforming clips without re-encoding."),

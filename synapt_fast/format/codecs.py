@@ -158,7 +158,8 @@ def decode_device(codec: str, requested: str = "auto", *, encoding: dict | None 
     if device == "cpu" and codec not in DALI_CPU_CODECS:
         raise DecodeDeviceError(
             f"these shards are {codec}, which DALI's CPU decoder cannot read (it reads "
-            f"{', '.join(sorted(DALI_CPU_CODECS))}); re-shard with `synapt-fast shard --codec vp9`"
+            f"{', '.join(sorted(DALI_CPU_CODECS))}); re-shard with `synapt-fast shard` (MJPEG, the default) "
+            "or `--codec vp9`"
             + (" or decode on a GPU" if not gpu else f" ({gpu_reason})" if gpu_reason else " or use --decode gpu")
         )
     if device == "gpu":

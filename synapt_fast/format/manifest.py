@@ -11,8 +11,9 @@ from synapt_fast.atomic import write_atomic
 from .index import ShardInfo
 
 FORMAT = "synapt-fast-shards"
-# 3: IVF clips also carry a frame offset table, and H.264 clips are Annex-B streams with a
-# keyframe table (HEVC stays in MP4); 2: VP9 clips in IVF with a keyframe table, H.264 / HEVC in
+# 3: IVF clips (VP9; MJPEG, fourcc MJPG, from this version's later writers, Matroska before)
+# also carry a frame offset table, and H.264 clips are Annex-B streams with a keyframe table
+# (HEVC stays in MP4); 2: VP9 clips in IVF with a keyframe table, H.264 / HEVC in
 # MP4 decoded from frame 0; 1: VP9 in WebM. All three are read.
 FORMAT_VERSION = 3
 READ_VERSIONS = (1, 2, 3)

@@ -26,12 +26,13 @@ SAMPLINGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    """VP9 at 192x144: above NVDEC's smallest VP9 picture (128x128), read by both decoders."""
+@pytest.fixture(scope="module", params=["mjpeg", "vp9"])
+def split(tmp_path_factory, request):
+    """The default codec (MJPEG) and VP9 at 192x144 (above NVDEC's smallest VP9 picture,
+    128x128): both read by both decoders."""
     out = tmp_path_factory.mktemp("gpu_loader") / "g" / "train"
     shard_source(SampleSource(2, 3, 40, 192, 144), out, ShardOptions("g", "train", max_count=4),
-                 EncodeOptions(gop=8, short_side=144))
+                 EncodeOptions(codec=request.param, gop=8, short_side=144))
     return out
 
 

@@ -217,8 +217,9 @@ def test_the_gpu_decoder_gets_the_per_frame_streams_too(splits):
     if cuda_device_count() == 0:
         pytest.skip("needs a CUDA GPU")
     t = Transform(size=64, resize_ratio=1.0, layout="NTCHW", **RAW)
-    for sampling in (Sampling("segments", 8), Sampling("uniform", 5)):
-        runs = {(d, c): list(make_loader(splits["main"], sampling, t, train=False, batch_size=4, workers=1,
+    for split, sampling in (("main", Sampling("segments", 8)), ("main", Sampling("uniform", 5)),
+                            ("mjpeg", Sampling("segments", 8)), ("mjpeg", Sampling("dense", 8, interval=2))):
+        runs = {(d, c): list(make_loader(splits[split], sampling, t, train=False, batch_size=4, workers=1,
                                          decode=d, cut=c)) for d in ("gpu", "cpu") for c in ("frame", "clip")}
         for a, b, c in zip(runs["gpu", "frame"], runs["gpu", "clip"], runs["cpu", "frame"]):
             assert a.pos.tolist() == b.pos.tolist() == c.pos.tolist()
