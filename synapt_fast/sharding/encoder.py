@@ -33,9 +33,9 @@ _IVF_MUXED = {"libvpx-vp9", "libvpx"}
 
 # The GOP `synapt-fast shard --sampling MODE` picks (VP9, H.264, HEVC) for the sampling the shards are made for. With
 # each sampled frame decoded from its own keyframe (shard format 3), TSN segments and uniform
-# sampling decode about half a GOP per sampled frame: on 10 s camera-like clips GOP 8 took 2.7x
-# less CPU a clip than GOP 32 for segments 8 and 1.5x less for uniform 8, for 1.3-1.7x the bytes
-# (benchmarks/README.md, note 17). Dense clips are one run of frames: GOP 8 saved 0-17 % there.
+# sampling decode about half a GOP per sampled frame: on 10 s camera-like VP9 clips GOP 8 took
+# about half the CPU a clip of GOP 32 for segments 8 and uniform 8, for 1.35-1.5x the bytes
+# (benchmarks/results/loader.md). Dense clips are one run of frames: GOP 8 saved 0-17 % there.
 GOP_FOR_SAMPLING = {"segments": 8, "uniform": 8, "dense": 32}
 
 
