@@ -28,7 +28,7 @@ CODECS: dict[str, tuple[str, str, str, str]] = {
     "mjpeg": ("mjpeg", "ivf", "ivf", "yuvj420p"),
 }
 # Encoders FFmpeg's IVF muxer takes (the others' packets go into IVF through `ivf.write`).
-_IVF_MUXED = {"libvpx-vp9", "libvpx"}
+_IVF_MUXED = {"libvpx-vp9"}
 
 
 # The GOP `synapt-fast shard --sampling MODE` picks (VP9, H.264, HEVC) for the sampling the shards are made for. With
@@ -114,8 +114,9 @@ def _encoder_options(opts: EncodeOptions) -> dict[str, str]:
         return o
     # MJPEG: a fixed quantiser scale (2 best - 31), pinned through qmin = qmax; "q:v" is only the
     # ffmpeg command line's name for it, which the encoder itself ignores (it then falls back to
-    # 200 kb/s rate control: 24.7 dB PSNR on the loader benchmark's clips). 5 gave 31.8 dB there,
-    # VP9's default CRF 32 gave 32.0 dB at about a quarter of the bytes (benchmarks/results/loader.md).
+    # 200 kb/s rate control: 24.7 dB PSNR on the loader benchmark's clips, a one-off check). 5 gives
+    # 31.9 dB there, VP9's default CRF 32 32.2 dB at about a quarter of the bytes
+    # (benchmarks/results/loader.md, storage tables).
     q = 5 if q is None else q
     return {"qmin": str(q), "qmax": str(q), "threads": "1"}
 
