@@ -48,6 +48,45 @@ def _choice_codes():
     return pairs, positions
 
 
+class HostResize:
+    """The crop-and-resize of a training box on the CPU, done by torch inside the DALI graph.
+
+    DALI's CPU resize took about 0.2 ms per 112x112 frame, as long as decoding an MJPEG frame,
+    and its linear filter is up to 14 levels off bilinear interpolation where it enlarges a
+    crop; torch's uint8 bilinear kernel is several times faster and within one level of the
+    reference loader's float resize (benchmarks/results/loader.md). One call per batch: the
+    frames (F, H, W, C uint8) and boxes (y0, x0, h, w) of its samples; a box already of the
+    output size is cut out without resizing, as in the reference loader.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, frames, boxes):
+        import torch
+        import torch.nn.functional as F
+
+        out = []
+        for f, (y0, x0, h, w) in zip(frames, (b.astype(np.int64) for b in boxes)):
+            crop = torch.from_numpy(f)[:, y0:y0 + h, x0:x0 + w]
+            if (h, w) != (self.size, self.size):
+                # (F, C, h, w) in channels-last memory: the layout torch's fast uint8 kernel takes.
+                crop = F.interpolate(crop.permute(0, 3, 1, 2), size=(self.size, self.size), mode="bilinear",
+                                     antialias=False, align_corners=False).permute(0, 2, 3, 1)
+            out.append(np.ascontiguousarray(crop.numpy()))
+        return out
+
+
+def _resize_box(frames, t: Transform, box):
+    """`frames` cut to `box` (y0, x0, h, w: a float node) and resized to `t.size` squared: by
+    torch on the CPU (`HostResize`), by DALI's resize (which reads only the box) on the GPU."""
+    if frames.device == "gpu":
+        return fn.resize(frames, size=[t.size, t.size], roi_start=box[0:2], roi_end=box[0:2] + box[2:4],
+                         roi_relative=False, antialias=False)
+    return fn.python_function(frames, box, function=HostResize(t.size), batch_processing=True, num_outputs=1,
+                              output_layouts="FHWC")
+
+
 def _train_crop(frames, t: Transform):
     size = [t.size, t.size]
     if t.train_crop == "random_resized":
@@ -59,8 +98,7 @@ def _train_crop(frames, t: Transform):
     if t.train_crop == "jitter":
         y0, x0, ch, cw = jitter_box(h, w, fn.random.uniform(range=list(JITTER)), fn.random.uniform(range=[0.0, 1.0]),
                                     fn.random.uniform(range=[0.0, 1.0]), DaliOps)
-        return fn.resize(frames, size=size, roi_start=fn.stack(y0, x0), roi_end=fn.stack(y0 + ch, x0 + cw),
-                         roi_relative=False, antialias=False)
+        return _resize_box(frames, t, fn.stack(y0, x0, ch, cw))
     pair_codes, pos_codes = _choice_codes()
     pair = fn.cast(fn.random.choice(pair_codes), dtype=types.FLOAT)
     sh = dmath.floor(pair / 10000.0)
@@ -69,9 +107,7 @@ def _train_crop(frames, t: Transform):
     x4 = dmath.floor(pos / 5.0)
     y4 = pos - x4 * 5.0
     y0, x0, ch, cw = multiscale_box(h, w, sh / 1000.0, sw / 1000.0, x4 / 4.0, y4 / 4.0, DaliOps)
-    # Crop and resize in one pass: resize reads only the region of interest.
-    return fn.resize(frames, size=size, roi_start=fn.stack(y0, x0), roi_end=fn.stack(y0 + ch, x0 + cw),
-                     roi_relative=False, antialias=False)
+    return _resize_box(frames, t, fn.stack(y0, x0, ch, cw))
 
 
 def _keyframe_cut(video, keyframes, idx, header: int = IVF_HEADER):
@@ -172,8 +208,7 @@ def video_pipeline(transform: Transform, train: bool, reader: dict | None = None
             if t.train_crop == "center":
                 frames = fn.resize(frames, resize_shorter=t.eval_short_side, antialias=False)
             else:
-                frames = fn.resize(frames, size=[t.size, t.size], roi_start=box[0:2], roi_end=box[0:2] + box[2:4],
-                                   roi_relative=False, antialias=False)
+                frames = _resize_box(frames, t, box)
             mirror = fn.reshape(flip, shape=[])
     common = dict(dtype=types.FLOAT16 if t.dtype == "float16" else types.FLOAT,
                   mean=[m * 255 for m in t.mean], std=[s * 255 for s in t.std])
@@ -200,17 +235,24 @@ def reader_args(split_dir: Path, manifest, sampling: Sampling, device: str, num_
                 shuffle_buffer=shuffle_buffer, use_mmap=use_mmap)
 
 
-def serialized_graph(split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool, decode: str,
-                     batch_size: int = 2) -> bytes:
+def probe_pipeline(split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool, decode: str,
+                   batch_size: int = 2):
     """The reader pipeline a loader of `split_dir` builds when decoding on `decode` (cpu | gpu),
-    serialised without being built or given a device: inspectable on a machine without a GPU
-    (`loader.graph.operators`). The codec is not checked against `decode` here."""
+    not built and given no device. The codec is not checked against `decode` here."""
     split_dir = Path(split_dir)
     manifest = quick_check(split_dir)
-    pipe = video_pipeline(transform=transform, train=train, batch_size=batch_size, num_threads=1, device_id=None,
+    return video_pipeline(transform=transform, train=train, batch_size=batch_size, num_threads=1, device_id=None,
                           seed=0, reader=dict(reader_args(split_dir, manifest, sampling, decode, 1, 16, False,
                                                           keyframe_cut(manifest, sampling)), shard_id=0))
-    return pipe.serialize()
+
+
+def serialized_graph(split_dir: Path, sampling: Sampling, transform: Transform, *, train: bool, decode: str,
+                     batch_size: int = 2) -> bytes:
+    """`probe_pipeline` serialised: the GPU graph, inspectable on a machine without a GPU
+    (`loader.graph.operators`). A CPU training graph does not serialise: its crop resize is a
+    Python operator (`HostResize`)."""
+    return probe_pipeline(split_dir, sampling, transform, train=train, decode=decode,
+                          batch_size=batch_size).serialize()
 
 
 CUTS = ("auto", "frame", "clip")

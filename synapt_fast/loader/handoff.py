@@ -7,8 +7,9 @@ with DALI's dynamic executor (the default), zero-copy through DLPack (`as_tensor
 then `torch.from_dlpack` under the output's device, which orders torch's current stream after
 DALI's work; the DLPack capsule keeps DALI's buffer alive after `release_outputs`); with the
 legacy executor, whose buffers are reused once released, a copy on torch's current stream with
-`copy_to_external` (what `feed_ndarray` does). Host outputs are copied out of DALI's buffers, as
-before, into page-locked memory when asked.
+`copy_to_external` (what `feed_ndarray` does). Host outputs are handed over the same way: DLPack
+views of DALI's buffers with the dynamic executor, copies with the legacy one, and copies into
+page-locked memory when asked (DALI's host buffers are pageable).
 
 Which branch runs is decided by the output's own device (`device_id`, which only
 `TensorListGPU` has), not by `isinstance`, so a test can drive the GPU branch with an object
@@ -50,10 +51,15 @@ def to_torch(out, *, pin_memory: bool = False, zero_copy: bool = True, device: t
 
     GPU outputs are on `cuda:<out.device_id()>` (or `device`): a DLPack view when `zero_copy`
     (the pipeline's `exec_dynamic`), else a copy on that device's current stream. CPU outputs
-    are copied into host memory, page-locked when `pin_memory` (so that a later
-    `.to("cuda", non_blocking=True)` is truly asynchronous).
+    are DLPack views too when `zero_copy`, else copies into host memory, page-locked when
+    `pin_memory` (so that a later `.to("cuda", non_blocking=True)` is truly asynchronous).
     """
     if not hasattr(out, "device_id"):  # TensorListCPU
+        if zero_copy and not pin_memory and len(out) and out.is_dense_tensor():
+            # DALI's own buffer, kept alive by the DLPack capsule: a fresh 38 MB torch buffer per
+            # batch (dense 32x2 at 112, float32) cost more in first-touch page faults than DALI's
+            # whole crop / resize / normalise (benchmarks/results/loader.md, hand-over column).
+            return torch.from_dlpack(out.as_tensor())
         arr = torch.empty(_dense_shape(out), dtype=_torch_dtype(out.dtype), pin_memory=pin_memory)
         if arr.numel():
             out.copy_to_external(ctypes.c_void_p(arr.data_ptr()))

@@ -277,6 +277,45 @@ def test_the_same_augmentation_applies_to_every_frame(splits, backend, crop):
     assert max((crops[0] - c).abs().mean() for c in crops[1:]) > 5
 
 
+# (y0, x0, h, w) boxes of 160x128 frames resized to 112: enlarged (the multi-scale crop's 0.66
+# and 0.75 sides), shrunk, and one of the output size, which is only cut out.
+BOXES = [(10, 20, 84, 84), (0, 40, 96, 112), (0, 0, 128, 128), (16, 8, 112, 112)]
+
+
+def test_cpu_training_crops_are_resized_as_the_reference_loader_resizes(splits):
+    import nvidia.dali.fn as fn
+    import nvidia.dali.types as types
+    from nvidia.dali import pipeline_def
+
+    from synapt_fast.loader.dali_graph import _resize_box
+    from synapt_fast.loader.reference import _resize
+
+    m = Manifest.load(splits["mjpeg"])
+    sample = next(iter(wds.WebDataset([str(splits["mjpeg"] / m.shards[0].tar)], shardshuffle=False)))
+    frames = np.ascontiguousarray(decode_all(sample[m.video_ext])[:6])  # F, 128, 160, 3: rendered shapes, sharp edges
+    t = Transform(size=112)
+
+    @pipeline_def(batch_size=len(BOXES), num_threads=1, device_id=None, seed=0)
+    def resized():
+        f = fn.external_source(source=lambda: [frames] * len(BOXES), batch=True, layout="FHWC")
+        box = fn.external_source(source=lambda: [np.array(b, np.float32) for b in BOXES], batch=True)
+        return _resize_box(f, t, fn.cast(box, dtype=types.FLOAT))
+
+    pipe = resized()
+    pipe.build()
+    (out,) = pipe.run()
+    for got, (y0, x0, h, w) in zip(out, BOXES):
+        clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float()[..., y0:y0 + h, x0:x0 + w]
+        want = _resize(clip, 112, 112).permute(0, 2, 3, 1).numpy()
+        got = np.array(got).astype(np.float32)
+        assert got.shape == (6, 112, 112, 3)
+        # uint8 rounding of fixed-point weights only (DALI's own CPU resize was up to 14 levels off
+        # on enlarged edges)
+        assert np.abs(got - want).max() < 1.01, (h, w)
+        if (h, w) == (112, 112):
+            assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_short_clips_repeat_the_last_frame_never_black(splits, backend):
     t = Transform(size=128, resize_ratio=1.0, layout="NTCHW", **RAW)
