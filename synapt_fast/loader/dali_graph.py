@@ -13,6 +13,8 @@ import numpy as np
 import nvidia.dali.fn as fn
 import nvidia.dali.math as dmath
 import nvidia.dali.types as types
+import torch
+import torch.nn.functional as F
 from nvidia.dali import pipeline_def
 
 from synapt_fast.format import annexb
@@ -52,20 +54,18 @@ class HostResize:
     """The crop-and-resize of a training box on the CPU, done by torch inside the DALI graph.
 
     DALI's CPU resize took about 0.2 ms per 112x112 frame, as long as decoding an MJPEG frame,
-    and its linear filter is up to 14 levels off bilinear interpolation where it enlarges a
-    crop; torch's uint8 bilinear kernel is several times faster and within one level of the
-    reference loader's float resize (benchmarks/results/loader.md). One call per batch: the
-    frames (F, H, W, C uint8) and boxes (y0, x0, h, w) of its samples; a box already of the
-    output size is cut out without resizing, as in the reference loader.
+    and its linear filter was up to 14 levels off bilinear interpolation where it enlarges a
+    crop (one-off checks, note 19 of benchmarks/README.md); torch's uint8 bilinear kernel is
+    several times faster and within one level of the reference loader's float resize (held so
+    by tests/loader/test_loader.py). One call per batch: the frames (F, H, W, C uint8) and boxes
+    (y0, x0, h, w) of its samples; a box already of the output size is cut out without resizing,
+    as in the reference loader.
     """
 
     def __init__(self, size: int):
         self.size = size
 
     def __call__(self, frames, boxes):
-        import torch
-        import torch.nn.functional as F
-
         out = []
         for f, (y0, x0, h, w) in zip(frames, (b.astype(np.int64) for b in boxes)):
             crop = torch.from_numpy(f)[:, y0:y0 + h, x0:x0 + w]
