@@ -58,7 +58,7 @@ def to_torch(out, *, pin_memory: bool = False, zero_copy: bool = True, device: t
         if zero_copy and not pin_memory and len(out) and out.is_dense_tensor():
             # DALI's own buffer, kept alive by the DLPack capsule: a fresh 38 MB torch buffer per
             # batch (dense 32x2 at 112, float32) cost more in first-touch page faults than DALI's
-            # whole crop / resize / normalise (benchmarks/results/loader.md, hand-over column).
+            # whole crop / resize / normalise (one-off checks, note 19 of benchmarks/README.md).
             return torch.from_dlpack(out.as_tensor())
         arr = torch.empty(_dense_shape(out), dtype=_torch_dtype(out.dtype), pin_memory=pin_memory)
         if arr.numel():
