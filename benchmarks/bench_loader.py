@@ -158,11 +158,8 @@ print(json.dumps(out))
 
 def _fitted_growth(values: list[float], span: int) -> float:
     """The least-squares slope of `values` per `span` steps, over their mean."""
-    import numpy as np
-
-    x = np.arange(len(values), dtype=np.float64)
-    slope = np.polyfit(x, np.asarray(values, dtype=np.float64), 1)[0]
-    return round(float(slope * span / np.mean(values)), 4)
+    slope = statistics.linear_regression(range(len(values)), values).slope
+    return round(slope * span / statistics.fmean(values), 4)
 
 
 def contenders(splits: dict[str, Path], sampling, transform, batch_size: int, workers: int,
