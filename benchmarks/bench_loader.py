@@ -45,7 +45,7 @@ from pathlib import Path
 
 from benchio import bar_chart, save_record
 
-from synapt_fast.loader.throughput import Stage, frames_decoded, measure, time_epoch  # noqa: F401 (bench_gop)
+from synapt_fast.loader.throughput import Stage, frames_decoded, measure, paired_ratio, time_epoch  # noqa: F401 (bench_gop)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -196,10 +196,15 @@ def summarise(res: dict, work: dict) -> dict:
         "default": "default",
         "clips_per_s": rate, "cpu_ms_per_clip": cpu, "runs": {k: v["runs"] for k, v in res.items()},
         "best_peer_by_rate": by_rate, "best_peer_by_cpu": by_cpu,
-        "default_over_best_peer": _ratio(rate["default"], rate[by_rate]),
-        "default_over_best_peer_cpu": _ratio(cpu[by_cpu], cpu["default"]),
-        "share_of_decode_ceiling": _ratio(rate["default"], rate["decode-only"]),
-        "share_of_decode_ceiling_cpu": _ratio(cpu["decode-only"], cpu["default"]),
+        # Ratios: the median of each repeat's ratio (`paired_ratio`); the ratio of the medians beside them.
+        "default_over_best_peer": paired_ratio(res, "default", by_rate),
+        "default_over_best_peer_cpu": paired_ratio(res, "default", by_cpu, cpu=True),
+        "share_of_decode_ceiling": paired_ratio(res, "default", "decode-only"),
+        "share_of_decode_ceiling_cpu": paired_ratio(res, "default", "decode-only", cpu=True),
+        "ratio_of_medians": {"default_over_best_peer": _ratio(rate["default"], rate[by_rate]),
+                             "default_over_best_peer_cpu": _ratio(cpu[by_cpu], cpu["default"]),
+                             "share_of_decode_ceiling": _ratio(rate["default"], rate["decode-only"]),
+                             "share_of_decode_ceiling_cpu": _ratio(cpu["decode-only"], cpu["default"])},
         "frames_decoded_per_clip": work,
     }
 
@@ -319,7 +324,9 @@ def to_markdown(r: dict) -> str:
         f"mp4 long GOP = {p['mp4 long GOP']}; mp4 GOP 32 = {p['mp4 GOP 32']}. Output {p['output']}; batch "
         f"{p['batch_size']}, {p['workers']} workers (DALI lanes / DataLoader processes); median of {p['repeats']} "
         "epochs after a warm-up epoch, contenders alternated. Load from other work moves clips/s (the load "
-        "average is on the machine line); CPU ms per clip moves much less.", "",
+        "average is on the machine line); CPU ms per clip moves much less. Ratios are medians of the ratios "
+        "within each repeat (the contenders of a repeat run within seconds of each other); the ratio of the "
+        "two medians follows in brackets.", "",
         describe(r["machine"]) + ".", "",
     ]
     for length, modes in r["lengths"].items():
@@ -334,10 +341,15 @@ def to_markdown(r: dict) -> str:
                   "| best peer by CPU | default / decode-only (clips/s) | (CPU) | frames decoded per clip: "
                   "default / vp9 GOP 32 / vp9 GOP 8 / sampled |", "|---|---|---|---|---|---|---|---|"]
         for mode, x in modes.items():
-            w = x["frames_decoded_per_clip"]
-            lines.append(f"| {mode} | {_x(x['default_over_best_peer'])} | {x['best_peer_by_rate']} | "
-                         f"{_x(x['default_over_best_peer_cpu'])} | {x['best_peer_by_cpu']} | "
-                         f"{x['share_of_decode_ceiling']:.0%} | {x['share_of_decode_ceiling_cpu']:.0%} | "
+            w, m = x["frames_decoded_per_clip"], x.get("ratio_of_medians", {})
+
+            def both(key, fmt):
+                return fmt(x[key]) + (f" ({fmt(m[key])})" if m.get(key) is not None else "")
+
+            pct = "{:.0%}".format
+            lines.append(f"| {mode} | {both('default_over_best_peer', _x)} | {x['best_peer_by_rate']} | "
+                         f"{both('default_over_best_peer_cpu', _x)} | {x['best_peer_by_cpu']} | "
+                         f"{both('share_of_decode_ceiling', pct)} | {both('share_of_decode_ceiling_cpu', pct)} | "
                          f"{w['default']:.0f} / {w['vp9 GOP 32']:.0f} / {w['vp9 GOP 8']:.0f} / {w['sampled']} |")
         lines.append("")
         st = r.get("storage", {}).get(length)

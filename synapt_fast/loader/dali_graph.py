@@ -7,6 +7,7 @@ The per-epoch pipelines, lanes and the hand-off to torch are `dali_loader`'s.
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,29 @@ def _choice_codes():
     return pairs, positions
 
 
+def _openmp():
+    try:  # the OpenMP runtime torch was built with, already loaded by torch (none on some builds)
+        return ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        return None
+
+
+_OPENMP = _openmp()
+
+
+def _one_torch_thread() -> None:
+    """Run torch's operators on the calling thread alone.
+
+    A DALI lane is one thread per core already; left alone, torch would start a team of OpenMP
+    threads (one per core) under every DALI thread that calls it, and those spin after each
+    operator: a fifth of `HostResize`'s CPU time went to spinning in a one-off profile (note 21
+    of benchmarks/README.md). OpenMP's thread count is a per-thread setting, so the trainer's
+    threads keep theirs; torch's own `set_num_threads` would change every thread's.
+    """
+    if _OPENMP is not None and torch.get_num_threads() != 1:  # the call first sets up torch's thread state
+        _OPENMP.omp_set_num_threads(1)
+
+
 class HostResize:
     """The crop-and-resize of a training box on the CPU, done by torch inside the DALI graph.
 
@@ -66,6 +90,7 @@ class HostResize:
         self.size = size
 
     def __call__(self, frames, boxes):
+        _one_torch_thread()
         out = []
         for f, (y0, x0, h, w) in zip(frames, (b.astype(np.int64) for b in boxes)):
             crop = torch.from_numpy(f)[:, y0:y0 + h, x0:x0 + w]

@@ -145,6 +145,18 @@ def measure(contenders: dict, repeats: int, log=None, limit: int | None = None) 
                 "runs": [[round(x, 1), round(y, 2)] for x, y in v]} for k, v in runs.items()}
 
 
+def paired_ratio(res: dict, a: str, b: str, cpu: bool = False) -> float | None:
+    """How `a` compares with `b` in `measure`'s results: the median over repeats of the ratio of
+    their runs in the same repeat, clips/s of `a` over `b`, or with `cpu` CPU per clip of `b`
+    over `a` (above 1: `a` is faster). Both run within seconds of each other in every repeat, so
+    a slow spell on the machine (the same work moved by up to 15 % between repeats here) falls on
+    both; a ratio of the two medians can pair one contender's slow repeat with the other's fast one."""
+    i = 1 if cpu else 0
+    pairs = [(y[i] / x[i]) if cpu else (x[i] / y[i]) for x, y in zip(res[a]["runs"], res[b]["runs"])
+             if (x[i] if cpu else y[i])]
+    return round(statistics.median(pairs), 3) if pairs else None
+
+
 def frames_decoded(split_dir: Path, sampling, cut: str, train: bool = True, gop: int | None = None,
                    max_clips: int = 64, seed: int = 0) -> dict:
     """Frames the decoder goes through per clip under `cut` ("frame", "clip" or "none"), on up to
@@ -227,8 +239,7 @@ def diagnose(split_dir: Path, recipe_path: Path, overrides: list[str] = (), repe
     work = frames_decoded(split_dir, sampling, loader.cut)
     record = {"split": str(split_dir), "recipe": str(recipe_path), "cut": loader.cut, "device": loader.device,
               "stages": res, "wall_ms_per_clip": {k: round(v, 2) for k, v in shares.items()},
-              "limited_by": limit, "share_of_decode_ceiling": round(res["loader"]["clips_per_s"]
-                                                                   / res["decode"]["clips_per_s"], 3),
+              "limited_by": limit, "share_of_decode_ceiling": paired_ratio(res, "loader", "decode"),
               "frames": work, "suggestions": []}
     log(f"loader {res['loader']['clips_per_s']:.1f} clips/s ({res['loader']['cpu_ms_per_clip']:.1f} CPU ms/clip); "
         f"decode-only ceiling {res['decode']['clips_per_s']:.1f} clips/s; graph without hand-over "

@@ -316,6 +316,32 @@ def test_cpu_training_crops_are_resized_as_the_reference_loader_resizes(splits):
             assert np.array_equal(got, want)
 
 
+def test_the_graphs_torch_resize_runs_on_its_calling_thread_alone():
+    """DALI calls `HostResize` on its own threads; torch there must not start OpenMP helpers
+    (which spin), and the trainer's threads keep their thread count."""
+    import threading
+
+    from synapt_fast.loader.dali_graph import HostResize
+
+    before = torch.get_num_threads()
+    seen = {}
+
+    def lane():
+        torch.set_num_threads(2)  # as on any machine with 2 or more cores
+        seen["before"] = torch.get_num_threads()
+        (out,) = HostResize(112)([np.zeros((4, 128, 160, 3), np.uint8)], [np.array([0, 0, 96, 96], np.float32)])
+        seen["after"], seen["shape"] = torch.get_num_threads(), out.shape
+
+    try:
+        t = threading.Thread(target=lane)
+        t.start()
+        t.join()
+        assert seen == {"before": 2, "after": 1, "shape": (4, 112, 112, 3)}
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_short_clips_repeat_the_last_frame_never_black(splits, backend):
     t = Transform(size=128, resize_ratio=1.0, layout="NTCHW", **RAW)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from synapt_fast.loader import Sampling
-from synapt_fast.loader.throughput import frames_decoded
+from synapt_fast.loader.throughput import frames_decoded, paired_ratio
 from synapt_fast.synth.sampleclips import SampleSource, camera
 from synapt_fast.sharding.pipeline import ShardOptions, shard_source
 from synapt_fast.sharding.transcode import EncodeOptions
@@ -94,3 +94,13 @@ def test_camera_clips_are_deterministic_moving_and_noisy():
     diff = np.abs(a[1:].astype(int) - a[:-1]).mean(axis=(1, 2, 3))
     assert (diff > 2).all()  # every frame moves or carries fresh noise: nothing for an encoder to skip
     assert 40 < a.mean() < 215 and a.std() > 15  # textured, neither black nor flat
+
+
+def test_ratios_pair_the_runs_of_each_repeat():
+    # A slow spell hits both contenders of repeats 2 and 3: the ratio within each repeat stays
+    # 0.9, while the two medians (90 and 110) would give 0.82.
+    res = {"a": {"runs": [[90.0, 10.0], [45.0, 20.0], [54.0, 16.0], [90.0, 10.0]]},
+           "b": {"runs": [[100.0, 9.0], [50.0, 18.0], [60.0, 14.4], [150.0, 6.0]]}}
+    assert paired_ratio(res, "a", "b") == 0.9
+    assert paired_ratio(res, "a", "b", cpu=True) == 0.9
+    assert paired_ratio({"a": {"runs": []}, "b": {"runs": []}}, "a", "b") is None
