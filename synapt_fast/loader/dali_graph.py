@@ -7,6 +7,7 @@ The per-epoch pipelines, lanes and the hand-off to torch are `dali_loader`'s.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 from pathlib import Path
 
@@ -61,17 +62,27 @@ def _openmp():
 _OPENMP = _openmp()
 
 
-def _one_torch_thread() -> None:
-    """Run torch's operators on the calling thread alone.
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Run torch's operators on the calling thread alone while inside.
 
     A DALI lane is one thread per core already; left alone, torch would start a team of OpenMP
     threads (one per core) under every DALI thread that calls it, and those spin after each
     operator: a fifth of `HostResize`'s CPU time went to spinning in a one-off profile (note 21
-    of benchmarks/README.md). OpenMP's thread count is a per-thread setting, so the trainer's
-    threads keep theirs; torch's own `set_num_threads` would change every thread's.
+    of benchmarks/README.md). OpenMP's thread count is a per-thread setting (torch's own
+    `set_num_threads` would change every thread's), and it is put back on the way out: DALI's
+    synchronous executor calls Python operators on the thread that runs the pipeline, which may
+    be the trainer's.
     """
-    if _OPENMP is not None and torch.get_num_threads() != 1:  # the call first sets up torch's thread state
-        _OPENMP.omp_set_num_threads(1)
+    before = torch.get_num_threads()  # the call also sets up torch's thread state on this thread
+    if _OPENMP is None or before == 1:
+        yield
+        return
+    _OPENMP.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        _OPENMP.omp_set_num_threads(before)
 
 
 class HostResize:
@@ -90,16 +101,17 @@ class HostResize:
         self.size = size
 
     def __call__(self, frames, boxes):
-        _one_torch_thread()
-        out = []
-        for f, (y0, x0, h, w) in zip(frames, (b.astype(np.int64) for b in boxes)):
-            crop = torch.from_numpy(f)[:, y0:y0 + h, x0:x0 + w]
-            if (h, w) != (self.size, self.size):
-                # (F, C, h, w) in channels-last memory: the layout torch's fast uint8 kernel takes.
-                crop = F.interpolate(crop.permute(0, 3, 1, 2), size=(self.size, self.size), mode="bilinear",
-                                     antialias=False, align_corners=False).permute(0, 2, 3, 1)
-            out.append(np.ascontiguousarray(crop.numpy()))
-        return out
+        with _one_torch_thread():
+            return [self._one(f, b.astype(np.int64)) for f, b in zip(frames, boxes)]
+
+    def _one(self, frames, box) -> np.ndarray:
+        y0, x0, h, w = box
+        crop = torch.from_numpy(frames)[:, y0:y0 + h, x0:x0 + w]
+        if (h, w) != (self.size, self.size):
+            # (F, C, h, w) in channels-last memory: the layout torch's fast uint8 kernel takes.
+            crop = F.interpolate(crop.permute(0, 3, 1, 2), size=(self.size, self.size), mode="bilinear",
+                                 antialias=False, align_corners=False).permute(0, 2, 3, 1)
+        return np.ascontiguousarray(crop.numpy())
 
 
 def _resize_box(frames, t: Transform, box):

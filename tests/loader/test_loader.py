@@ -318,26 +318,51 @@ def test_cpu_training_crops_are_resized_as_the_reference_loader_resizes(splits):
 
 def test_the_graphs_torch_resize_runs_on_its_calling_thread_alone():
     """DALI calls `HostResize` on its own threads; torch there must not start OpenMP helpers
-    (which spin), and the trainer's threads keep their thread count."""
+    (which spin), and whichever thread calls it keeps its thread count afterwards: DALI's
+    synchronous executor calls it on the thread running the pipeline, here the main thread."""
     import threading
+
+    import nvidia.dali.fn as fn
+    from nvidia.dali import pipeline_def
 
     from synapt_fast.loader.dali_graph import HostResize
 
+    seen = []
+
+    class Probe(HostResize):
+        def _one(self, frames, box):
+            seen.append(torch.get_num_threads())
+            return super()._one(frames, box)
+
+    frames, box = np.zeros((4, 128, 160, 3), np.uint8), np.array([0, 0, 96, 96], np.float32)
     before = torch.get_num_threads()
-    seen = {}
+    result = {}
 
     def lane():
         torch.set_num_threads(2)  # as on any machine with 2 or more cores
-        seen["before"] = torch.get_num_threads()
-        (out,) = HostResize(112)([np.zeros((4, 128, 160, 3), np.uint8)], [np.array([0, 0, 96, 96], np.float32)])
-        seen["after"], seen["shape"] = torch.get_num_threads(), out.shape
+        (out,) = Probe(112)([frames], [box])
+        result.update(shape=out.shape, after=torch.get_num_threads())
 
     try:
         t = threading.Thread(target=lane)
         t.start()
         t.join()
-        assert seen == {"before": 2, "after": 1, "shape": (4, 112, 112, 3)}
-        assert torch.get_num_threads() == before
+        assert result == {"shape": (4, 112, 112, 3), "after": 2} and seen == [1]
+
+        torch.set_num_threads(2)
+
+        @pipeline_def(batch_size=2, num_threads=1, device_id=None, exec_async=False, exec_pipelined=False,
+                      exec_dynamic=False)
+        def synchronous():
+            f = fn.external_source(source=lambda: [frames] * 2, batch=True, layout="FHWC")
+            b = fn.external_source(source=lambda: [box] * 2, batch=True)
+            return fn.python_function(f, b, function=Probe(112), batch_processing=True, output_layouts="FHWC")
+
+        pipe = synchronous()
+        pipe.build()
+        (out,) = pipe.run()
+        assert out.as_array().shape == (2, 4, 112, 112, 3)
+        assert seen == [1, 1, 1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
