@@ -75,14 +75,14 @@ def _one_torch_thread():
     be the trainer's.
     """
     before = torch.get_num_threads()  # the call also sets up torch's thread state on this thread
-    if _OPENMP is None or before == 1:
-        yield
-        return
-    _OPENMP.omp_set_num_threads(1)
+    change = _OPENMP is not None and before > 1
+    if change:
+        _OPENMP.omp_set_num_threads(1)
     try:
         yield
     finally:
-        _OPENMP.omp_set_num_threads(before)
+        if change:
+            _OPENMP.omp_set_num_threads(before)
 
 
 class HostResize:

@@ -152,9 +152,10 @@ def paired_ratio(res: dict, a: str, b: str, cpu: bool = False) -> float | None:
     a slow spell on the machine (the same work moved by up to 15 % between repeats here) falls on
     both; a ratio of the two medians can pair one contender's slow repeat with the other's fast one."""
     i = 1 if cpu else 0
-    pairs = [(y[i] / x[i]) if cpu else (x[i] / y[i]) for x, y in zip(res[a]["runs"], res[b]["runs"])
-             if (x[i] if cpu else y[i])]
-    return round(statistics.median(pairs), 3) if pairs else None
+    runs = zip(res[a]["runs"], res[b]["runs"])
+    pairs = [(y[i], x[i]) if cpu else (x[i], y[i]) for x, y in runs]
+    ratios = [num / den for num, den in pairs if den]
+    return round(statistics.median(ratios), 3) if ratios else None
 
 
 def frames_decoded(split_dir: Path, sampling, cut: str, train: bool = True, gop: int | None = None,
